@@ -1,0 +1,111 @@
+"""Configuration, read once from the environment (nothing is read at import time).
+
+Every knob has a documented default that suits a 0.5-CPU / 512 MiB pod; the README's
+"Configuration" table mirrors the `ENV` help strings below.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "cloudpose"
+
+
+def cpu_quota() -> float:
+    """CPUs this process may use: the cgroup CFS quota (v2 or v1) if set, else the affinity mask."""
+    cpus = float(len(os.sched_getaffinity(0)))
+    try:  # cgroup v2
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+        if quota != "max":
+            return min(cpus, int(quota) / int(period))
+    except (OSError, ValueError):
+        pass
+    try:  # cgroup v1
+        quota = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").read_text())
+        period = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read_text())
+        if quota > 0:
+            return min(cpus, quota / period)
+    except (OSError, ValueError):
+        pass
+    return cpus
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All runtime settings. Field metadata `env` names the variable, `help` documents it."""
+
+    model_dir: Path = field(
+        default=DEFAULT_CACHE / "models",
+        metadata={"env": "POSE_MODEL_DIR", "help": "folder with the prepared models (make model)"},
+    )
+    backend: str = field(
+        default="auto",
+        metadata={"env": "POSE_BACKEND", "help": "auto | onnxruntime | openvino | ultralytics (parity/baseline only)"},
+    )
+    variant: str = field(
+        default="auto",
+        metadata={"env": "POSE_VARIANT", "help": "auto (pick for this CPU) or a variant name, e.g. ort-fp32-640"},
+    )
+    imgsz: int = field(
+        default=0, metadata={"env": "POSE_IMGSZ", "help": "model input long side, a multiple of 32; 0 = the variant's own"}
+    )
+    conf: float = field(default=0.25, metadata={"env": "POSE_CONF", "help": "minimum person confidence"})
+    iou: float = field(default=0.7, metadata={"env": "POSE_IOU", "help": "NMS IoU threshold"})
+    max_det: int = field(default=300, metadata={"env": "POSE_MAX_DET", "help": "most people per image"})
+    threads: int = field(default=1, metadata={"env": "POSE_THREADS", "help": "intra-op threads per inference"})
+    max_inflight: int = field(
+        default=0,
+        metadata={"env": "POSE_MAX_INFLIGHT", "help": "inferences run at once; 0 = CPU quota / threads, at least 1"},
+    )
+    max_queue: int = field(
+        default=0,
+        metadata={"env": "POSE_MAX_QUEUE", "help": "requests waiting beyond that; 0 = unbounded, else 503 when full"},
+    )
+    max_body_mb: float = field(default=10.0, metadata={"env": "POSE_MAX_BODY_MB", "help": "request body limit (413)"})
+    max_pixels: int = field(
+        default=40_000_000, metadata={"env": "POSE_MAX_PIXELS", "help": "image pixel limit, checked before decoding"}
+    )
+    max_batch: int = field(default=16, metadata={"env": "POSE_MAX_BATCH", "help": "images per batch request"})
+    jpeg_quality: int = field(default=90, metadata={"env": "POSE_JPEG_QUALITY", "help": "annotated JPEG quality"})
+    cors_origins: str = field(
+        default="", metadata={"env": "POSE_CORS_ORIGINS", "help": "comma-separated origins allowed by CORS; none by default"}
+    )
+    port: int = field(default=8080, metadata={"env": "PORT", "help": "listen port (the local default uses 60000)"})
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides) -> "Settings":
+        env = dict(os.environ if env is None else env)
+        values: dict = {}
+        for f in fields(cls):
+            raw = env.get(f.metadata["env"])
+            if raw is None or raw == "":
+                continue
+            try:
+                values[f.name] = Path(raw).expanduser() if isinstance(f.default, Path) else type(f.default)(raw)
+            except ValueError as exc:
+                raise ValueError(f"{f.metadata['env']}={raw!r}: {exc}") from None
+        values.update(overrides)
+        return cls(**values)
+
+    @property
+    def max_body_bytes(self) -> int:
+        return int(self.max_body_mb * 1024 * 1024)
+
+    @property
+    def inflight(self) -> int:
+        """How many inferences may run at once: enough to fill the CPU quota, never more."""
+        if self.max_inflight > 0:
+            return self.max_inflight
+        return max(1, math.floor(cpu_quota() / max(1, self.threads) + 1e-9))
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+
+def env_table() -> list[tuple[str, str, str]]:
+    """(variable, default, help) for every setting: the README's configuration table."""
+    return [(f.metadata["env"], str(f.default), f.metadata["help"]) for f in fields(Settings)]

@@ -1,0 +1,100 @@
+"""PoseModel: one lifecycle for every backend — load, then per image preprocess → predict → postprocess.
+
+Each stage is timed; the timings become the `speed_*` fields. A model is loaded once per
+process and shared by all request threads (ONNX Runtime sessions and OpenVINO compiled models
+are safe to call from several threads; each OpenVINO call gets its own infer request).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+from .config import Settings
+from .imaging import Decoded
+from .postprocess import postprocess
+from .preprocess import Letterbox, prepare
+from .result import PoseResult
+from .variants import Variant
+
+log = logging.getLogger("cloudpose.model")
+
+
+class PoseModel(ABC):
+    """Subclasses implement `_load` and `predict` (and may override `__call__` wholesale)."""
+
+    def __init__(self, variant: Variant, settings: Settings) -> None:
+        self.variant = variant
+        self.settings = settings
+        self.ready = False
+        self.load_seconds = 0.0
+
+    @property
+    def name(self) -> str:
+        return self.variant.name
+
+    def load(self) -> "PoseModel":
+        t0 = time.perf_counter()
+        self._load()
+        self.warmup()
+        self.load_seconds = time.perf_counter() - t0
+        self.ready = True
+        log.info("model %s ready in %.2f s", self.name, self.load_seconds)
+        return self
+
+    @abstractmethod
+    def _load(self) -> None: ...
+
+    @abstractmethod
+    def predict(self, tensor: np.ndarray) -> np.ndarray:
+        """NCHW float32 → raw head output (1, 56, anchors)."""
+
+    def warmup(self) -> None:
+        """Run each input shape the variant compiles for once, so the first request is not the slow one."""
+        for w, h in self.variant.warmup_shapes():
+            self.predict(np.full((1, 3, h, w), 114 / 255, np.float32))
+
+    def preprocess(self, img: np.ndarray) -> tuple[np.ndarray, Letterbox]:
+        v = self.variant
+        return prepare(img, v.imgsz, square=v.square, bucket=v.bucket)
+
+    def postprocess(self, raw: np.ndarray, box: Letterbox, image: Decoded) -> PoseResult:
+        s = self.settings
+        h, w = image.pixels.shape[:2]
+        return postprocess(raw, box, w, h, image.width, image.height, conf=s.conf, iou=s.iou, max_det=s.max_det)
+
+    def __call__(self, image: Decoded) -> PoseResult:
+        t0 = time.perf_counter()
+        tensor, box = self.preprocess(image.pixels)
+        t1 = time.perf_counter()
+        raw = self.predict(tensor)
+        t2 = time.perf_counter()
+        result = self.postprocess(raw, box, image)
+        t3 = time.perf_counter()
+        result.speed = {"preprocess": (t1 - t0) * 1e3, "inference": (t2 - t1) * 1e3, "postprocess": (t3 - t2) * 1e3}
+        return result
+
+    def describe(self) -> dict:
+        return {"variant": self.name, **self.variant.describe(), "load_seconds": round(self.load_seconds, 3)}
+
+
+def load_model(settings: Settings) -> PoseModel:
+    """Build the configured backend (see `variants.choose`) and load it."""
+    from .variants import choose
+
+    variant, reason = choose(settings)
+    log.info("variant %s: %s", variant.name, reason)
+    if variant.backend == "onnxruntime":
+        from .backends.onnxruntime_backend import OnnxPose as cls
+    elif variant.backend == "openvino":
+        from .backends.openvino_backend import OpenVinoPose as cls
+    elif variant.backend == "ultralytics":
+        from .backends.ultralytics_backend import UltralyticsPose as cls
+    else:
+        raise ValueError(f"unknown backend {variant.backend!r}")
+    model = cls(variant, settings)
+    model.reason = reason
+    return model.load()

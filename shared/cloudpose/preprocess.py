@@ -1,0 +1,79 @@
+"""Image → model input: letterbox (resize keeping aspect, pad with grey 114) → NCHW float32 RGB in 0–1.
+
+`rect` letterbox pads only to the next multiple of the stride, as Ultralytics' predict does for
+a PyTorch model: a 640×427 photo runs as 640×448, not 640×640 (about 30% less compute, same AP).
+`buckets` round the padded short side up to a coarser grid, so a backend that compiles one
+model per shape (OpenVINO) sees a handful of shapes instead of one per aspect ratio.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+PAD_VALUE = 114
+STRIDE = 32
+
+
+@dataclass(frozen=True, slots=True)
+class Letterbox:
+    """Where the image sits inside the model input: per-axis gain and the top-left padding."""
+
+    gain_x: float
+    gain_y: float
+    pad_x: int
+    pad_y: int
+    input_w: int
+    input_h: int
+
+
+def plan(width: int, height: int, imgsz: int, *, square: bool = False, bucket: int = STRIDE) -> Letterbox:
+    """Compute the letterbox for a `width`×`height` image so the long side becomes `imgsz`.
+
+    `bucket` (a multiple of the stride) is the grid the padded sides are rounded up to;
+    `square` pads every image to imgsz×imgsz.
+    """
+    r = min(imgsz / height, imgsz / width)
+    new_w, new_h = max(round(width * r), 1), max(round(height * r), 1)
+    if square:
+        in_w = in_h = imgsz
+    else:  # imgsz is a multiple of the stride, so capping at imgsz keeps the input a multiple too
+        in_w, in_h = min(imgsz, _ceil_to(new_w, bucket)), min(imgsz, _ceil_to(new_h, bucket))
+    dw, dh = (in_w - new_w) / 2, (in_h - new_h) / 2
+    return Letterbox(
+        gain_x=new_w / width,
+        gain_y=new_h / height,
+        pad_x=round(dw - 0.1),
+        pad_y=round(dh - 0.1),
+        input_w=in_w,
+        input_h=in_h,
+    )
+
+
+def _ceil_to(value: int, step: int) -> int:
+    return -(-value // step) * step
+
+
+def letterbox(img: np.ndarray, box: Letterbox) -> np.ndarray:
+    """Resize and pad `img` (HxWx3 uint8) to the planned input size."""
+    h, w = img.shape[:2]
+    new_w, new_h = max(round(w * box.gain_x), 1), max(round(h * box.gain_y), 1)
+    if (new_w, new_h) != (w, h):
+        img = cv2.resize(img, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    right = box.input_w - new_w - box.pad_x
+    bottom = box.input_h - new_h - box.pad_y
+    if box.pad_x or box.pad_y or right or bottom:
+        img = cv2.copyMakeBorder(img, box.pad_y, bottom, box.pad_x, right, cv2.BORDER_CONSTANT, value=(PAD_VALUE,) * 3)
+    return img
+
+
+def to_tensor(img: np.ndarray) -> np.ndarray:
+    """HxWx3 BGR uint8 → 1x3xHxW RGB float32 in 0–1, in one pass inside OpenCV."""
+    return cv2.dnn.blobFromImage(img, scalefactor=1 / 255.0, swapRB=True)
+
+
+def prepare(img: np.ndarray, imgsz: int, *, square: bool = False, bucket: int = STRIDE) -> tuple[np.ndarray, Letterbox]:
+    box = plan(img.shape[1], img.shape[0], imgsz, square=square, bucket=bucket)
+    return to_tensor(letterbox(img, box)), box

@@ -1,0 +1,317 @@
+"""make_app: the HTTP service every function runs — routes, limits, health, errors, timing, logging.
+
+The OpenFaaS/Knative contract: `GET /_/health` (alive), `GET /_/ready` (model loaded), the
+function on `POST /`. Requests are read on the event loop (with a size limit) and processed on a
+worker thread; a capacity limiter keeps at most `inflight` of them on the CPU at once and queues
+the rest, so a 0.5-CPU pod never thrashes. Every error leaves as one JSON shape (errors.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+import anyio
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import Response
+from pydantic.json_schema import models_json_schema
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from . import __version__
+from .codec import parse_body
+from .config import Settings
+from .errors import BodyTooLarge, InferenceFailed, MethodNotAllowed, ModelNotReady, NotFound, Overloaded, PoseError
+from .functions import Function
+from .imaging import decode
+from .model import PoseModel, load_model
+from .schema import BatchRequest, ErrorResponse, PoseRequest, batch_of
+
+log = logging.getLogger("cloudpose.service")
+HOST = socket.gethostname()  # in a pod: the pod name, so responses and logs show who served them
+DRAIN_LIMIT = 64 * 1024 * 1024  # read (and drop) this much of an oversized body so the client sees the 413
+
+
+@dataclass
+class State:
+    settings: Settings
+    model: PoseModel | None = None
+    load_error: str | None = None
+    limiter: anyio.CapacityLimiter | None = None
+    in_system: int = 0  # requests admitted and not yet answered (running + queued)
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def ready(self) -> bool:
+        return self.model is not None and self.model.ready
+
+    def load(self) -> None:
+        try:
+            self.model = load_model(self.settings)
+        except Exception as exc:  # reported by /_/health and /_/ready, and in the log with its traceback
+            log.exception("model failed to load")
+            self.load_error = f"{type(exc).__name__}: {exc}"
+
+
+def make_app(
+    functions: list[Function],
+    *,
+    settings: Settings | None = None,
+    model: PoseModel | None = None,
+    root_post: bool = True,
+    title: str = "CloudPose",
+) -> FastAPI:
+    """The app for `functions`; with `model` given, that (already loaded) model is used instead of loading one."""
+    settings = settings or Settings.from_env()
+    state = State(settings, model=model)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        state.limiter = anyio.CapacityLimiter(settings.inflight)
+        if state.model is None:
+            threading.Thread(target=state.load, name="model-load", daemon=True).start()
+        log.info("%s on %s: %d inference(s) in flight, %d thread(s) each", title, HOST, settings.inflight, settings.threads)
+        yield
+
+    app = FastAPI(title=title, version=__version__, lifespan=lifespan, docs_url="/docs", redoc_url=None)
+    app.state.cloudpose = state
+    _add_error_handlers(app)
+    _add_health(app, state, functions)
+    for fn in functions:
+        paths = [fn.course_path, fn.gateway_path] + (["/"] if root_post and len(functions) == 1 else [])
+        endpoint = partial(_endpoint, fn=fn, state=state)
+        for path in paths:
+            app.add_api_route(
+                path,
+                _named(endpoint, fn, path),
+                methods=["POST"],
+                summary=fn.summary,
+                tags=[fn.name],
+                response_class=Response,
+                responses=_responses(fn),
+                openapi_extra=_REQUEST_BODY,
+                include_in_schema=path != "/" or len(functions) == 1,
+            )
+    app.openapi = partial(_openapi, app)
+    if settings.cors_origin_list:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origin_list,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Content-Type"],
+            expose_headers=["Server-Timing", "X-Served-By", "X-Model"],
+        )
+    return app
+
+
+def _named(endpoint, fn: Function, path: str):
+    async def run(request: Request) -> Response:
+        return await endpoint(request)
+
+    run.__name__ = fn.name.replace("-", "_")  # FastAPI adds the path to make operation ids unique
+    return run
+
+
+async def _endpoint(request: Request, *, fn: Function, state: State) -> Response:
+    arrived = time.perf_counter()
+    if not state.ready:
+        raise ModelNotReady(state.load_error or "the model is still loading; retry in a moment")
+    body = await _read_body(request, state.settings.max_body_bytes)
+    settings = state.settings
+    if settings.max_queue and state.in_system >= settings.inflight + settings.max_queue:
+        raise Overloaded(f"{state.in_system} requests in progress; retry shortly")
+    state.in_system += 1
+    try:
+        content, timing, summary = await anyio.to_thread.run_sync(
+            partial(_process, body, fn, state, arrived), limiter=state.limiter
+        )
+    finally:
+        state.in_system -= 1
+    log.info("%s %s 200 %s host=%s", request.method, request.url.path, summary, HOST)
+    return Response(content, media_type="application/json", headers=_headers(state, timing))
+
+
+def _process(body: bytes, fn: Function, state: State, arrived: float) -> tuple[bytes, dict, str]:
+    """Everything CPU-bound, on a worker thread: parse → decode → model → render → encode."""
+    started = time.perf_counter()
+    settings, model = state.settings, state.model
+    parsed = parse_body(body, max_batch=settings.max_batch)
+    parse_ms = (time.perf_counter() - started) * 1e3 / len(parsed.items)
+    timing = {"queue": (started - arrived) * 1e3, "decode": 0.0, "preprocess": 0.0, "inference": 0.0,
+              "postprocess": 0.0, "render": 0.0}  # fmt: skip
+    answers, people = [], 0
+    for position, item in enumerate(parsed.items):
+        t0 = time.perf_counter()
+        try:
+            image = decode(item.data, max_pixels=settings.max_pixels, min_side=model.variant.imgsz)
+        except PoseError as exc:
+            exc.request_id = item.id
+            if parsed.batch:
+                exc.message = f"images[{position}]: {exc.message}"
+            raise
+        decode_ms = (time.perf_counter() - t0) * 1e3 + parse_ms
+        try:
+            result = model(image)
+        except Exception as exc:
+            log.exception("inference failed for id=%s", item.id)
+            raise InferenceFailed(f"inference failed: {type(exc).__name__}", request_id=item.id) from exc
+        result.speed["preprocess"] = result.speed.get("preprocess", 0.0) + decode_ms
+        t1 = time.perf_counter()
+        answers.append(fn.render(item.id, image, result, settings))
+        timing["render"] += (time.perf_counter() - t1) * 1e3
+        timing["decode"] += decode_ms
+        for stage in ("preprocess", "inference", "postprocess"):
+            timing[stage] += result.speed.get(stage, 0.0)
+        people += result.count
+    timing["preprocess"] -= timing["decode"]  # Server-Timing lists decode on its own
+    t2 = time.perf_counter()
+    content = orjson.dumps({"results": answers} if parsed.batch else answers[0])
+    timing["encode"] = (time.perf_counter() - t2) * 1e3
+    timing["total"] = (time.perf_counter() - arrived) * 1e3
+    ids = ",".join(i.id for i in parsed.items[:3]) + ("…" if len(parsed.items) > 3 else "")
+    summary = f"fn={fn.name} id={ids} images={len(parsed.items)} people={people} total_ms={timing['total']:.1f}"
+    return content, timing, summary
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        await _drain(request, int(declared))
+        raise BodyTooLarge(f"body is {int(declared)} bytes, the limit is {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            await _drain(request, size)
+            raise BodyTooLarge(f"body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _drain(request: Request, already: int) -> None:
+    """Consume the rest of an oversized upload (up to a cap) so the client can read our 413."""
+    if already > DRAIN_LIMIT:
+        return
+    try:
+        async for chunk in request.stream():
+            already += len(chunk)
+            if already > DRAIN_LIMIT:
+                return
+    except Exception:  # the client went away: nothing left to answer
+        return
+
+
+def _headers(state: State, timing: dict[str, float]) -> dict[str, str]:
+    return {
+        "Server-Timing": ", ".join(f"{k};dur={v:.2f}" for k, v in timing.items()),
+        "X-Served-By": HOST,
+        "X-Model": state.model.name if state.model else "",
+    }
+
+
+def _error_response(exc: PoseError) -> Response:
+    headers = {"X-Served-By": HOST}
+    if isinstance(exc, (Overloaded, ModelNotReady)):
+        headers["Retry-After"] = "1"
+    return Response(orjson.dumps(exc.body()), status_code=exc.status, media_type="application/json", headers=headers)
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    async def pose_error(request: Request, exc: PoseError) -> Response:
+        log.info("%s %s %d %s id=%s: %s", request.method, request.url.path, exc.status, exc.code, exc.request_id, exc.message)
+        return _error_response(exc)
+
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404:
+            err: PoseError = NotFound(f"no route {request.method} {request.url.path}; see /docs")
+        elif exc.status_code == 405:
+            err = MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}")
+        else:
+            err = PoseError(str(exc.detail))
+            err.status, err.code = exc.status_code, "http_error"
+        response = _error_response(err)
+        response.headers.update(exc.headers or {})
+        return response
+
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return _error_response(InferenceFailed(f"internal error: {type(exc).__name__}"))
+
+    app.add_exception_handler(PoseError, pose_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(Exception, unexpected)
+
+
+def _add_health(app: FastAPI, state: State, functions: list[Function]) -> None:
+    @app.get("/_/health", tags=["health"], summary="Alive (the process answers; 500 if the model failed to load)")
+    def health() -> Response:
+        status = 500 if state.load_error else 200
+        body = {"status": "failed" if state.load_error else "ok", "error": state.load_error}
+        return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+    @app.get("/_/ready", tags=["health"], summary="Ready (the model is loaded); also the model and the limits")
+    def ready() -> Response:
+        s = state.settings
+        body = {
+            "status": "ready" if state.ready else ("failed" if state.load_error else "loading"),
+            "error": state.load_error,
+            "host": HOST,
+            "functions": {fn.name: [fn.course_path, fn.gateway_path] for fn in functions},
+            "model": state.model.describe() if state.ready else None,
+            "limits": {"max_body_bytes": s.max_body_bytes, "max_pixels": s.max_pixels, "max_batch": s.max_batch},
+            "inflight": s.inflight,
+            "threads": s.threads,
+            "uptime_s": round(time.monotonic() - state.started, 3),
+        }
+        return Response(orjson.dumps(body), status_code=200 if state.ready else 503, media_type="application/json")
+
+
+def _responses(fn: Function) -> dict:
+    return {
+        200: {"model": fn.response | batch_of(fn.response), "description": "one answer, or {results: [...]} for a batch"},
+        400: {"model": ErrorResponse, "description": "bad input: the error's code and message say which"},
+        413: {"model": ErrorResponse, "description": "body, image or batch over its limit"},
+        503: {"model": ErrorResponse, "description": "model not loaded yet, or queue full (Retry-After)"},
+    }
+
+
+_REQUEST_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "oneOf": [
+                        {"$ref": "#/components/schemas/PoseRequest"},
+                        {"$ref": "#/components/schemas/BatchRequest"},
+                        {"type": "string", "description": "the same JSON object, double-encoded as a JSON string"},
+                    ]
+                }
+            }
+        },
+    }
+}
+
+
+def _openapi(app: FastAPI) -> dict:
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, routes=app.routes, description=__doc__.split("\n\n")[0])
+        _, defs = models_json_schema(
+            [(PoseRequest, "validation"), (BatchRequest, "validation")], ref_template="#/components/schemas/{model}"
+        )
+        schema.setdefault("components", {}).setdefault("schemas", {}).update(defs.get("$defs", {}))
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
+def static_dir() -> Path:
+    return Path(__file__).with_name("static")

@@ -1,0 +1,77 @@
+"""Shared fixtures: the real data, the real model, and a real server process on a free port."""
+
+from __future__ import annotations
+
+import base64
+import os
+from pathlib import Path
+
+import httpx
+import pytest
+
+from loadtest.process import ServerProcess
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("CLOUDPOSE_DATA", ROOT.parent / "shared" / "data")).resolve()
+LOAD_128 = DATA / "load-128"
+DEV = DATA / "coco-pose-dev"
+
+
+def require_data() -> None:
+    if not (LOAD_128.is_dir() and (DEV / "person_keypoints.json").is_file()):
+        pytest.skip(f"test data not found under {DATA}: set CLOUDPOSE_DATA to the shared data folder")
+
+
+def load_images() -> list[Path]:
+    require_data()
+    return sorted(LOAD_128.glob("*.jpg"))
+
+
+def dev_images() -> list[Path]:
+    require_data()
+    return sorted((DEV / "images").glob("*.jpg"))
+
+
+def b64(path_or_bytes: Path | bytes) -> str:
+    data = path_or_bytes if isinstance(path_or_bytes, bytes) else Path(path_or_bytes).read_bytes()
+    return base64.b64encode(data).decode("ascii")
+
+
+def Server(args: list[str], env: dict[str, str] | None = None, cwd: Path = ROOT) -> ServerProcess:
+    return ServerProcess(args, env={"LOG_LEVEL": "INFO", **(env or {})}, cwd=cwd)
+
+
+@pytest.fixture(scope="session")
+def settings():
+    from cloudpose.config import Settings
+
+    return Settings.from_env()
+
+
+@pytest.fixture(scope="session")
+def model(settings):
+    from cloudpose.model import load_model
+
+    return load_model(settings)
+
+
+@pytest.fixture(scope="session")
+def reference_model(settings):
+    """The Ultralytics + torch backend: the parity reference."""
+    from cloudpose.model import load_model
+
+    return load_model(type(settings).from_env(backend="ultralytics"))
+
+
+@pytest.fixture(scope="session")
+def server():
+    """The local default (both functions, course paths) as a real process."""
+    srv = Server(["-m", "cloudpose.local"])
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="session")
+def client(server):
+    with httpx.Client(base_url=server.url, timeout=60) as c:
+        yield c

@@ -1,0 +1,43 @@
+"""Letterbox planning and NMS: the pure steps between pixels and people."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cloudpose.postprocess import nms, to_original
+from cloudpose.preprocess import plan, prepare
+
+
+@pytest.mark.parametrize(
+    "size, square, bucket, expected",
+    [
+        ((640, 427), False, 32, (640, 448)),  # minimal rectangle, as Ultralytics' predict
+        ((427, 640), False, 32, (448, 640)),
+        ((640, 427), True, 32, (640, 640)),
+        ((640, 427), False, 128, (640, 512)),  # coarser buckets: fewer shapes for compiled backends
+        ((4000, 3000), False, 32, (640, 480)),
+        ((100, 1000), False, 32, (64, 640)),
+    ],
+)
+def test_plan_input_shapes(size, square, bucket, expected):
+    box = plan(*size, 640, square=square, bucket=bucket)
+    assert (box.input_w, box.input_h) == expected
+    tensor, _ = prepare(np.zeros((size[1], size[0], 3), np.uint8), 640, square=square, bucket=bucket)
+    assert tensor.shape == (1, 3, expected[1], expected[0]) and tensor.dtype == np.float32
+
+
+def test_letterbox_round_trip_maps_back_to_original_pixels():
+    box = plan(1000, 500, 640)
+    assert (box.input_w, box.input_h, box.pad_x, box.pad_y) == (640, 320, 0, 0)
+    corners = np.array([[0, 0, 640, 320]], np.float32)
+    boxes, _ = to_original(corners, np.zeros((1, 17, 3), np.float32), box, 1000, 500, 2000, 1000)
+    assert boxes.tolist() == [[0, 0, 2000, 1000]]  # with a 2× reduced decode in between
+
+
+def test_nms_keeps_the_best_of_overlaps_and_all_disjoint_boxes():
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 10, 10], [20, 20, 30, 30], [0, 0, 10, 9]], np.float32)
+    scores = np.array([0.6, 0.9, 0.5, 0.3], np.float32)
+    assert nms(boxes, scores, 0.7, 300).tolist() == [1, 2]  # 0 and 3 overlap the best box by > 0.7
+    assert nms(boxes, scores, 0.95, 300).tolist() == [1, 0, 2, 3]
+    assert nms(boxes, scores, 0.95, 2).tolist() == [1, 0]

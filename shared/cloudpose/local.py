@@ -13,7 +13,7 @@ import os
 from .functions import FUNCTIONS
 from .serve import configure_logging, run
 
-LOCAL_PORT = 60000
+from .deployment import LOCAL_PORT
 
 
 def curl_example(base_url: str, image: str = "photo.jpg") -> str:

@@ -50,9 +50,18 @@ def settings():
 
 @pytest.fixture(scope="session")
 def model(settings):
+    """The model the service serves by default on this CPU (POSE_VARIANT=auto)."""
     from cloudpose.model import load_model
 
     return load_model(settings)
+
+
+@pytest.fixture(scope="session")
+def fp32_model(settings):
+    """ONNX Runtime fp32: the fallback that runs everywhere, and the exact-parity reference."""
+    from cloudpose.model import load_model
+
+    return load_model(type(settings).from_env(variant="ort-fp32-640"))
 
 
 @pytest.fixture(scope="session")

@@ -17,11 +17,11 @@ def images():
     return dev_images() + load_images()[::4]  # 32 dev photos + 32 of the load set
 
 
-def test_onnxruntime_matches_ultralytics_within_a_pixel(model, reference_model, images):
+def test_onnxruntime_matches_ultralytics_within_a_pixel(fp32_model, reference_model, images):
     worst, people = 0.0, 0
     for path in images:
         image = decode(path.read_bytes(), max_pixels=10**9, min_side=640)
-        ours, ref = model(image), reference_model(image)
+        ours, ref = fp32_model(image), reference_model(image)
         assert ours.count == ref.count, f"{path.name}: {ours.count} people vs Ultralytics' {ref.count}"
         if ours.count:
             worst = max(worst, np.abs(ours.boxes - ref.boxes).max(), np.abs(ours.keypoints[..., :2] - ref.keypoints[..., :2]).max())

@@ -6,6 +6,8 @@ A variant is named `<backend>-<precision>-<imgsz>[-square]`, e.g. `ort-fp32-640`
 
 from __future__ import annotations
 
+import importlib.util
+import platform
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -16,8 +18,13 @@ BACKENDS = {"ort": "onnxruntime", "ov": "openvino", "ultralytics": "ultralytics"
 WEIGHTS = "yolo11n-pose.pt"
 MODEL_FILES = {  # (backend, precision) → file in the model folder, made by `cloudpose-prepare`
     ("onnxruntime", "fp32"): "yolo11n-pose.onnx",
+    ("onnxruntime", "int8"): "yolo11n-pose.int8.onnx",
+    ("openvino", "fp32"): "yolo11n-pose.xml",
+    ("openvino", "bf16"): "yolo11n-pose.xml",  # bf16 is a compile-time hint on the same IR
+    ("openvino", "int8"): "yolo11n-pose.int8.xml",
     ("ultralytics", "fp32"): WEIGHTS,
 }
+COMMON_ASPECTS = (3 / 4, 2 / 3)  # 4:3 and 3:2 photos, either way up: most of what users send
 
 
 @dataclass(frozen=True)
@@ -43,12 +50,19 @@ class Variant:
     def path(self, model_dir: Path) -> Path:
         return Path(model_dir) / self.file
 
-    def warmup_shapes(self) -> list[tuple[int, int]]:
-        """(width, height) inputs to run before ready: the landscape and portrait shapes of a 4:3 photo."""
+    def static_shapes(self) -> list[tuple[int, int]]:
+        """(width, height) inputs of the common photo shapes, most common first."""
         if self.square:
             return [(self.imgsz, self.imgsz)]
-        short = min(self.imgsz, -(-round(self.imgsz * 3 / 4) // self.bucket) * self.bucket)
-        return [(self.imgsz, short), (short, self.imgsz)]
+        shapes: list[tuple[int, int]] = []
+        for aspect in COMMON_ASPECTS:
+            short = min(self.imgsz, -(-round(self.imgsz * aspect) // self.bucket) * self.bucket)
+            shapes += [s for s in ((self.imgsz, short), (short, self.imgsz)) if s not in shapes]
+        return shapes
+
+    def warmup_shapes(self) -> list[tuple[int, int]]:
+        """Inputs run once before ready: the landscape and portrait shapes of a 4:3 photo."""
+        return self.static_shapes()[:2]
 
     def describe(self) -> dict:
         return {**asdict(self), "file": self.file}
@@ -67,14 +81,77 @@ def parse(name: str) -> Variant:
     return variant
 
 
-def choose(settings: Settings) -> tuple[Variant, str]:
-    """The variant to serve and why (logged at start)."""
+def cpu_features(cpuinfo: str | None = None) -> set[str]:
+    """The CPU's feature flags (x86 `flags`, ARM `Features`) from /proc/cpuinfo."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return set()
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            return set(value.split())
+    return set()
+
+
+def cpu_class(features: set[str], machine: str | None = None) -> str:
+    """amx | avx512_bf16 | avx512_vnni | avx2 | arm | generic — the classes the variant table distinguishes."""
+    machine = machine or platform.machine()
+    if machine in ("aarch64", "arm64"):
+        return "arm"
+    if "amx_bf16" in features:
+        return "amx"
+    if "avx512_bf16" in features:
+        return "avx512_bf16"
+    if "avx512_vnni" in features or "avx_vnni" in features:
+        return "avx512_vnni"
+    if "avx2" in features and "fma" in features:
+        return "avx2"
+    return "generic"
+
+
+# The variant each CPU class gets, from `make bench` (docs/benchmarks.md): the fastest variant whose
+# AP on coco-pose-dev is within 1 point of Ultralytics' at the same threshold. Classes not measured
+# on real hardware get the fallback that runs everywhere.
+FALLBACK = "ort-fp32-640"
+CHOICE = {
+    "amx": ("ov-bf16-640", "bf16 on AMX: about half the fp32 time, same AP"),
+    "avx512_bf16": ("ov-bf16-640", "native bf16 (AVX-512 BF16): faster than fp32, same AP"),
+    "avx512_vnni": (FALLBACK, "VNNI without bf16: not measured on such a CPU, so the fallback"),
+    "avx2": ("ort-int8-640", "AVX2 only: int8 with 7-bit weights and the keypoint branch fp32"),
+    "arm": (FALLBACK, "ARM: ONNX Runtime fp32 (its kernels are tuned for NEON)"),
+    "generic": (FALLBACK, "no AVX2: ONNX Runtime fp32 runs anywhere"),
+}
+
+
+def available(variant: Variant, model_dir: Path) -> str | None:
+    """None if `variant` can serve here, else why not (missing file or backend)."""
+    if not variant.path(model_dir).exists():
+        return f"{variant.path(model_dir)} missing"
+    module = {"onnxruntime": "onnxruntime", "openvino": "openvino", "ultralytics": "ultralytics"}[variant.backend]
+    if importlib.util.find_spec(module) is None:
+        return f"{module} not installed"
+    return None
+
+
+def choose(settings: Settings, features: set[str] | None = None) -> tuple[Variant, str]:
+    """The variant to serve and why (logged at start). POSE_VARIANT forces; POSE_BACKEND narrows."""
     if settings.variant != "auto":
         variant, reason = parse(settings.variant), "forced by POSE_VARIANT"
     elif settings.backend == "ultralytics":
         variant, reason = Variant("ultralytics", "fp32"), "forced by POSE_BACKEND (parity and baseline only)"
+    elif settings.backend == "onnxruntime":
+        variant, reason = parse(FALLBACK), "forced by POSE_BACKEND"
     else:
-        variant, reason = Variant("onnxruntime", "fp32"), "ONNX Runtime fp32 runs on every CPU"
+        klass = cpu_class(cpu_features() if features is None else features)
+        name, why = CHOICE[klass]
+        variant, reason = parse(name), f"CPU class {klass}: {why}"
+        if settings.backend == "openvino" and variant.backend != "openvino":
+            variant, reason = Variant("openvino", "bf16" if klass in ("amx", "avx512_bf16") else "fp32"), "forced by POSE_BACKEND"
+        missing = available(variant, settings.model_dir)
+        if missing and variant.name != FALLBACK:
+            variant, reason = parse(FALLBACK), f"{reason}; but {missing}, so the fallback"
     if settings.imgsz and settings.imgsz != variant.imgsz:
         variant = Variant(variant.backend, variant.precision, settings.imgsz, variant.square, variant.bucket)
         reason += f"; input size {settings.imgsz} from POSE_IMGSZ"

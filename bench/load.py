@@ -1,0 +1,84 @@
+"""A closed-loop load driver for benchmarks: C clients, each sends its next request when the last answers.
+
+Throughput and latency of a server at fixed concurrency, over pre-encoded request bodies
+(base64 done once, outside the timing). Bounded by duration and by request count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from dataclasses import dataclass
+
+import httpx
+
+
+@dataclass
+class LoadStats:
+    concurrency: int
+    requests: int
+    errors: int
+    seconds: float
+    latencies_ms: list[float]
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    def percentile(self, q: float) -> float:
+        if not self.latencies_ms:
+            return float("nan")
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+    @property
+    def p50(self) -> float:
+        return statistics.median(self.latencies_ms) if self.latencies_ms else float("nan")
+
+    @property
+    def p95(self) -> float:
+        return self.percentile(0.95)
+
+
+async def _run(url: str, bodies: list[bytes], concurrency: int, duration: float, warmup: float, max_requests: int) -> LoadStats:
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    headers = {"Content-Type": "application/json"}
+    latencies: list[float] = []
+    errors = 0
+    counter = 0
+    async with httpx.AsyncClient(timeout=120, limits=limits) as client:
+        start = time.perf_counter()
+        measure_from = start + warmup
+        stop_at = measure_from + duration
+
+        async def worker(offset: int) -> None:
+            nonlocal errors, counter
+            i = offset
+            while time.perf_counter() < stop_at and counter < max_requests:
+                body = bodies[i % len(bodies)]
+                i += concurrency
+                t0 = time.perf_counter()
+                try:
+                    r = await client.post(url, content=body, headers=headers)
+                    ok = r.status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                t1 = time.perf_counter()
+                if t0 >= measure_from:  # only requests that started after the warm-up count
+                    counter += 1
+                    if ok:
+                        latencies.append((t1 - t0) * 1e3)
+                    else:
+                        errors += 1
+
+        await asyncio.gather(*(worker(k) for k in range(concurrency)))
+        elapsed = time.perf_counter() - measure_from
+    return LoadStats(concurrency, len(latencies), errors, max(elapsed, 1e-9), latencies)
+
+
+def closed_loop(
+    url: str, bodies: list[bytes], concurrency: int, duration: float = 20.0, warmup: float = 3.0, max_requests: int = 100_000
+) -> LoadStats:
+    """Run C concurrent clients against `url` for `duration` seconds after `warmup` seconds."""
+    return asyncio.run(_run(url, bodies, concurrency, duration, warmup, max_requests))

@@ -1,0 +1,113 @@
+"""Every serving variant finds the people Ultralytics finds; the variant is chosen from the CPU's features.
+
+Tolerance (measured on the dev photos + 32 load photos against Ultralytics + torch, the worst
+variant at 640 being ONNX Runtime int8): every confident person (score ≥ 0.5) is found; at
+the same input size each matched box has IoU ≥ 0.85, and the farthest of a person's visible
+keypoints is within 3% of the box diagonal in the median person and 10% at the 95th percentile.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cloudpose.config import Settings
+from cloudpose.imaging import decode
+from cloudpose.model import load_model
+from cloudpose.variants import CHOICE, FALLBACK, choose, cpu_class, cpu_features, parse
+
+from .conftest import Server, b64, dev_images, load_images
+
+VARIANTS = ["ort-fp32-640", "ort-int8-640", "ov-fp32-640", "ov-bf16-640", "ov-int8-640"]
+XEON = "fpu sse2 avx avx2 fma avx512f avx512_vnni avx512_bf16 amx_bf16 amx_int8 amx_tile"
+EPYC = "fpu sse2 avx avx2 fma bmi2"
+
+
+def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    lo, hi = np.maximum(box[:2], boxes[:, :2]), np.minimum(box[2:], boxes[:, 2:])
+    inter = np.prod(np.clip(hi - lo, 0, None), axis=1)
+    return inter / (np.prod(box[2:] - box[:2]) + np.prod(boxes[:, 2:] - boxes[:, :2], axis=1) - inter)
+
+
+def compare(ours, ref) -> tuple[int, list[float], list[float]]:
+    """(missed confident people, IoU of each match, farthest keypoint distance / box diagonal of each match)."""
+    missed, ious, dists = 0, [], []
+    for box, score, kpts in zip(ref.boxes, ref.scores, ref.keypoints):
+        if score < 0.5:
+            continue
+        overlap = _iou(box, ours.boxes) if ours.count else np.zeros(1)
+        j = int(overlap.argmax())
+        if overlap[j] < 0.5:
+            missed += 1
+            continue
+        ious.append(float(overlap[j]))
+        seen = (kpts[:, 2] > 0.5) & (ours.keypoints[j][:, 2] > 0.5)
+        if seen.any():
+            far = np.linalg.norm(kpts[seen, :2] - ours.keypoints[j][seen, :2], axis=1).max()
+            dists.append(float(far / np.hypot(*(box[2:] - box[:2]))))
+    return missed, ious, dists
+
+
+@pytest.fixture(scope="module")
+def references(reference_model):
+    images = [decode(p.read_bytes(), max_pixels=10**9, min_side=640) for p in dev_images() + load_images()[::4]]
+    return images, [reference_model(img) for img in images]
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_variant_finds_the_same_people_as_ultralytics(name, references):
+    model = load_model(Settings.from_env(variant=name))
+    images, refs = references
+    missed, ious, dists = 0, [], []
+    for image, ref in zip(images, refs):
+        m, i, d = compare(model(image), ref)
+        missed, ious, dists = missed + m, ious + i, dists + d
+    assert len(ious) > 80
+    assert missed == 0, f"{missed} confident people missed"
+    assert min(ious) >= 0.85, f"worst box IoU {min(ious):.3f}"
+    assert np.median(dists) <= 0.03 and np.percentile(dists, 95) <= 0.10, (np.median(dists), np.percentile(dists, 95))
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_forced_variant_serves_correct_answers(name, reference_model):
+    image = load_images()[5]
+    ref = reference_model(decode(image.read_bytes(), max_pixels=10**9, min_side=640))
+    server = Server(["-m", "cloudpose.local"], env={"POSE_VARIANT": name})
+    try:
+        import httpx
+
+        assert server.ready["model"]["variant"] == name
+        r = httpx.post(f"{server.url}/api/pose_estimation", json={"id": name, "image": b64(image)}, timeout=60)
+        assert r.status_code == 200 and r.headers["X-Model"] == name
+        doc = r.json()
+        boxes = np.array([[b["x"], b["y"], b["x"] + b["width"], b["y"] + b["height"]] for b in doc["boxes"]])
+        assert doc["count"] >= 1 and _iou(ref.boxes[0], boxes).max() > 0.85
+    finally:
+        server.stop()
+
+
+def test_cpu_classes_from_features():
+    assert cpu_class(set(XEON.split()), "x86_64") == "amx"
+    assert cpu_class(set(EPYC.split()), "x86_64") == "avx2"
+    assert cpu_class({"fp", "asimd", "bf16"}, "aarch64") == "arm"
+    assert cpu_class({"sse2"}, "x86_64") == "generic"
+    assert cpu_features("processor : 0\nflags\t\t: fpu avx2 fma\n") == {"fpu", "avx2", "fma"}
+
+
+def test_choice_per_cpu_class_and_fallbacks(settings, tmp_path):
+    xeon, epyc = set(XEON.split()), set(EPYC.split())
+    variant, reason = choose(settings, xeon)
+    assert variant.name == CHOICE["amx"][0] and "amx" in reason
+    assert choose(settings, epyc)[0].name == CHOICE["avx2"][0]
+    assert choose(settings, {"sse2"})[0].name == FALLBACK
+    empty = Settings.from_env({"POSE_MODEL_DIR": str(tmp_path)})
+    variant, reason = choose(empty, xeon)  # no prepared files: the fallback, and the log says why
+    assert variant.name == FALLBACK and "missing" in reason
+    assert choose(Settings.from_env({"POSE_BACKEND": "onnxruntime"}), xeon)[0].name == FALLBACK
+    assert choose(Settings.from_env({"POSE_BACKEND": "openvino"}), epyc)[0] == parse("ov-fp32-640")
+    assert choose(Settings.from_env({"POSE_VARIANT": "ov-int8-640"}), epyc)[0] == parse("ov-int8-640")
+
+
+def test_every_choice_is_a_real_variant():
+    for name, _why in CHOICE.values():
+        assert parse(name).name == name

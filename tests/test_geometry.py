@@ -9,21 +9,28 @@ from cloudpose.postprocess import nms, to_original
 from cloudpose.preprocess import plan, prepare
 
 
+FIXED = ((640, 480), (480, 640), (640, 640))
+
+
 @pytest.mark.parametrize(
-    "size, square, bucket, expected",
+    "size, shapes, expected",
     [
-        ((640, 427), False, 32, (640, 448)),  # minimal rectangle, as Ultralytics' predict
-        ((427, 640), False, 32, (448, 640)),
-        ((640, 427), True, 32, (640, 640)),
-        ((640, 427), False, 128, (640, 512)),  # coarser buckets: fewer shapes for compiled backends
-        ((4000, 3000), False, 32, (640, 480)),
-        ((100, 1000), False, 32, (64, 640)),
+        ((640, 427), None, (640, 448)),  # minimal rectangle, as Ultralytics' predict
+        ((427, 640), None, (448, 640)),
+        ((4000, 3000), None, (640, 480)),
+        ((100, 1000), None, (64, 640)),
+        ((640, 427), FIXED, (640, 480)),  # fixed shapes: the smallest that holds the image
+        ((427, 640), FIXED, (480, 640)),
+        ((640, 600), FIXED, (640, 640)),
+        ((100, 1000), FIXED, (480, 640)),
+        ((640, 427), ((640, 640),), (640, 640)),  # square
     ],
 )
-def test_plan_input_shapes(size, square, bucket, expected):
-    box = plan(*size, 640, square=square, bucket=bucket)
+def test_plan_input_shapes(size, shapes, expected):
+    box = plan(*size, 640, shapes=shapes)
     assert (box.input_w, box.input_h) == expected
-    tensor, _ = prepare(np.zeros((size[1], size[0], 3), np.uint8), 640, square=square, bucket=bucket)
+    assert box.pad_x == round((expected[0] - round(size[0] * box.gain_x)) / 2 - 0.1)  # centred
+    tensor, _ = prepare(np.zeros((size[1], size[0], 3), np.uint8), 640, shapes=shapes)
     assert tensor.shape == (1, 3, expected[1], expected[0]) and tensor.dtype == np.float32
 
 

@@ -65,6 +65,10 @@ class Settings:
         metadata={"env": "POSE_MAX_QUEUE", "help": "requests waiting beyond that; 0 = unbounded, else 503 when full"},
     )
     max_body_mb: float = field(default=10.0, metadata={"env": "POSE_MAX_BODY_MB", "help": "request body limit (413)"})
+    max_held_mb: float = field(
+        default=96.0,
+        metadata={"env": "POSE_MAX_HELD_MB", "help": "request bodies held at once (read or queued); beyond: 503"},
+    )
     max_pixels: int = field(
         default=40_000_000, metadata={"env": "POSE_MAX_PIXELS", "help": "image pixel limit, checked before decoding"}
     )
@@ -93,6 +97,10 @@ class Settings:
     @property
     def max_body_bytes(self) -> int:
         return int(self.max_body_mb * 1024 * 1024)
+
+    @property
+    def max_held_bytes(self) -> int:
+        return int(self.max_held_mb * 1024 * 1024)
 
     @property
     def inflight(self) -> int:

@@ -16,3 +16,20 @@ HEALTH_PATH = "/_/health"
 READY_PATH = "/_/ready"
 IMAGE_REPOSITORY = "cloudpose"  # images are <registry>/cloudpose/<function>:<tag>
 NAMESPACE = "cloudpose"  # kubeadm Deployments and Knative Services; OpenFaaS uses openfaas-fn
+
+# Added with the deployment manifests (stack.yml, k8s/): more facts those files repeat.
+OPENFAAS_NAMESPACE = "openfaas-fn"  # where OpenFaaS CE deploys functions
+NODE_PORTS = {"pose-json": 30080, "pose-annotate": 30081}  # kubeadm Deployments: fixed NodePorts
+OPENFAAS_GATEWAY_NODEPORT = 31112  # the OpenFaaS chart's gateway-external NodePort (its default)
+KOURIER_NODEPORT = 31080  # Knative's Kourier ingress, pinned to a NodePort by k8s/cluster/31-knative.sh
+RUN_AS_USER = 10001  # the images' non-root uid (functions/*/Dockerfile) and the pods' runAsUser
+REQUEST_TIMEOUT_S = 60  # the slowest request end to end: a 16-image annotate batch queued behind others
+CONTAINER_CONCURRENCY = 4  # Knative: requests one pod takes at once (1 on the CPU, 3 decoding/queued)
+KUBERNETES_MINOR = "1.34"  # what k8s/cluster/ installs; the manifests are validated against it and the newest
+# The Docker build context of a function image (what `faas-cli build` assembles in build/<fn>/ and the
+# Makefile's `images` target must match): the function folder's own files (handler.py, Dockerfile) plus these
+# folders at its top. wheels/ (a wheelhouse for requirements/serve.txt) and models/ (the prepared model) are
+# staged at the repository top before a build and are not in git.
+BUILD_CONTEXT = ("shared", "requirements", "wheels", "models")
+STAGED_BUILD_CONTEXT = ("wheels", "models")
+SWARM_PORT = 8088  # the Docker Swarm gateway (nginx) on 127.0.0.1: loadtest/engines/swarm.py, swarm/

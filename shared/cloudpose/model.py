@@ -31,6 +31,9 @@ class PoseModel(ABC):
         self.settings = settings
         self.ready = False
         self.load_seconds = 0.0
+        # Fixed input shapes served right now (None: any stride-32 rectangle). A backend may start
+        # with fewer than the variant's and add the rest once compiled.
+        self.shapes = variant.shapes()
 
     @property
     def name(self) -> str:
@@ -53,13 +56,12 @@ class PoseModel(ABC):
         """NCHW float32 → raw head output (1, 56, anchors)."""
 
     def warmup(self) -> None:
-        """Run each input shape the variant compiles for once, so the first request is not the slow one."""
-        for w, h in self.variant.warmup_shapes():
+        """Run each input shape once, so the first request is not the slow one."""
+        for w, h in self.shapes or self.variant.warmup_shapes():
             self.predict(np.full((1, 3, h, w), 114 / 255, np.float32))
 
     def preprocess(self, img: np.ndarray) -> tuple[np.ndarray, Letterbox]:
-        v = self.variant
-        return prepare(img, v.imgsz, square=v.square, bucket=v.bucket)
+        return prepare(img, self.variant.imgsz, shapes=self.shapes)
 
     def postprocess(self, raw: np.ndarray, box: Letterbox, image: Decoded) -> PoseResult:
         s = self.settings
@@ -78,7 +80,8 @@ class PoseModel(ABC):
         return result
 
     def describe(self) -> dict:
-        return {"variant": self.name, **self.variant.describe(), "load_seconds": round(self.load_seconds, 3)}
+        return {"variant": self.name, **self.variant.describe(), "serving_shapes": self.shapes,
+                "load_seconds": round(self.load_seconds, 3), "reason": getattr(self, "reason", "")}  # fmt: skip
 
 
 def load_model(settings: Settings) -> PoseModel:

@@ -1,9 +1,10 @@
 """Image → model input: letterbox (resize keeping aspect, pad with grey 114) → NCHW float32 RGB in 0–1.
 
-`rect` letterbox pads only to the next multiple of the stride, as Ultralytics' predict does for
-a PyTorch model: a 640×427 photo runs as 640×448, not 640×640 (about 30% less compute, same AP).
-`buckets` round the padded short side up to a coarser grid, so a backend that compiles one
-model per shape (OpenVINO) sees a handful of shapes instead of one per aspect ratio.
+The default (rect) letterbox pads only to the next multiple of the stride, as Ultralytics'
+predict does for a PyTorch model: a 640×427 photo runs as 640×448, not 640×640 (about 30% less
+compute, same AP). A backend that compiles one model per input shape (OpenVINO: each costs memory
+that is never returned) gets a fixed set of `shapes` instead: the image is centred in the smallest
+one it fits.
 """
 
 from __future__ import annotations
@@ -29,18 +30,21 @@ class Letterbox:
     input_h: int
 
 
-def plan(width: int, height: int, imgsz: int, *, square: bool = False, bucket: int = STRIDE) -> Letterbox:
+Shape = tuple[int, int]  # (width, height) of a model input
+
+
+def plan(width: int, height: int, imgsz: int, *, shapes: tuple[Shape, ...] | None = None) -> Letterbox:
     """Compute the letterbox for a `width`×`height` image so the long side becomes `imgsz`.
 
-    `bucket` (a multiple of the stride) is the grid the padded sides are rounded up to;
-    `square` pads every image to imgsz×imgsz.
+    Without `shapes`, the input is the minimal stride-32 rectangle; with them, the smallest of
+    `shapes` (by area) that holds the resized image (imgsz×imgsz must be among them).
     """
     r = min(imgsz / height, imgsz / width)
     new_w, new_h = max(round(width * r), 1), max(round(height * r), 1)
-    if square:
-        in_w = in_h = imgsz
+    if shapes:
+        in_w, in_h = min((s for s in shapes if s[0] >= new_w and s[1] >= new_h), key=lambda s: s[0] * s[1])
     else:  # imgsz is a multiple of the stride, so capping at imgsz keeps the input a multiple too
-        in_w, in_h = min(imgsz, _ceil_to(new_w, bucket)), min(imgsz, _ceil_to(new_h, bucket))
+        in_w, in_h = min(imgsz, _ceil_to(new_w, STRIDE)), min(imgsz, _ceil_to(new_h, STRIDE))
     dw, dh = (in_w - new_w) / 2, (in_h - new_h) / 2
     return Letterbox(
         gain_x=new_w / width,
@@ -74,6 +78,6 @@ def to_tensor(img: np.ndarray) -> np.ndarray:
     return cv2.dnn.blobFromImage(img, scalefactor=1 / 255.0, swapRB=True)
 
 
-def prepare(img: np.ndarray, imgsz: int, *, square: bool = False, bucket: int = STRIDE) -> tuple[np.ndarray, Letterbox]:
-    box = plan(img.shape[1], img.shape[0], imgsz, square=square, bucket=bucket)
+def prepare(img: np.ndarray, imgsz: int, *, shapes: tuple[Shape, ...] | None = None) -> tuple[np.ndarray, Letterbox]:
+    box = plan(img.shape[1], img.shape[0], imgsz, shapes=shapes)
     return to_tensor(letterbox(img, box)), box

@@ -46,6 +46,7 @@ class State:
     load_error: str | None = None
     limiter: anyio.CapacityLimiter | None = None
     in_system: int = 0  # requests admitted and not yet answered (running + queued)
+    held_bytes: int = 0  # request bodies being read or waiting: bounded, so a burst of uploads cannot OOM a pod
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -126,17 +127,23 @@ async def _endpoint(request: Request, *, fn: Function, state: State) -> Response
     arrived = time.perf_counter()
     if not state.ready:
         raise ModelNotReady(state.load_error or "the model is still loading; retry in a moment")
-    body = await _read_body(request, state.settings.max_body_bytes)
     settings = state.settings
     if settings.max_queue and state.in_system >= settings.inflight + settings.max_queue:
         raise Overloaded(f"{state.in_system} requests in progress; retry shortly")
+    declared = request.headers.get("content-length", "")
+    reserve = min(int(declared), settings.max_body_bytes) if declared.isdigit() else settings.max_body_bytes
+    if state.held_bytes and state.held_bytes + reserve > settings.max_held_bytes:
+        raise Overloaded(f"{state.held_bytes >> 20} MiB of requests already waiting; retry shortly")
     state.in_system += 1
+    state.held_bytes += reserve
     try:
+        body = await _read_body(request, settings.max_body_bytes)
         content, timing, summary = await anyio.to_thread.run_sync(
             partial(_process, body, fn, state, arrived), limiter=state.limiter
         )
     finally:
         state.in_system -= 1
+        state.held_bytes -= reserve
     log.info("%s %s 200 %s host=%s", request.method, request.url.path, summary, HOST)
     return Response(content, media_type="application/json", headers=_headers(state, timing))
 

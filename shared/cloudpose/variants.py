@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .config import Settings
-from .preprocess import STRIDE
+from .preprocess import STRIDE, Shape
 
 BACKENDS = {"ort": "onnxruntime", "ov": "openvino", "ultralytics": "ultralytics"}
 WEIGHTS = "yolo11n-pose.pt"
@@ -24,7 +24,7 @@ MODEL_FILES = {  # (backend, precision) → file in the model folder, made by `c
     ("openvino", "int8"): "yolo11n-pose.int8.xml",
     ("ultralytics", "fp32"): WEIGHTS,
 }
-COMMON_ASPECTS = (3 / 4, 2 / 3)  # 4:3 and 3:2 photos, either way up: most of what users send
+FIXED_SHAPE_BACKENDS = ("openvino",)  # compile per input shape, keeping memory per shape: use fixed shapes
 
 
 @dataclass(frozen=True)
@@ -32,8 +32,7 @@ class Variant:
     backend: str  # onnxruntime | openvino | ultralytics
     precision: str  # fp32 | bf16 | int8
     imgsz: int = 640
-    square: bool = False  # pad every image to imgsz×imgsz instead of the minimal rectangle
-    bucket: int = STRIDE  # grid the padded short side is rounded up to
+    square: bool = False  # pad every image to imgsz×imgsz
 
     @property
     def name(self) -> str:
@@ -50,22 +49,29 @@ class Variant:
     def path(self, model_dir: Path) -> Path:
         return Path(model_dir) / self.file
 
-    def static_shapes(self) -> list[tuple[int, int]]:
-        """(width, height) inputs of the common photo shapes, most common first."""
-        if self.square:
-            return [(self.imgsz, self.imgsz)]
-        shapes: list[tuple[int, int]] = []
-        for aspect in COMMON_ASPECTS:
-            short = min(self.imgsz, -(-round(self.imgsz * aspect) // self.bucket) * self.bucket)
-            shapes += [s for s in ((self.imgsz, short), (short, self.imgsz)) if s not in shapes]
-        return shapes
+    def shapes(self) -> tuple[Shape, ...] | None:
+        """The fixed input shapes (width, height), or None where any stride-32 rectangle is served.
 
-    def warmup_shapes(self) -> list[tuple[int, int]]:
-        """Inputs run once before ready: the landscape and portrait shapes of a 4:3 photo."""
-        return self.static_shapes()[:2]
+        Fixed: 4:3 landscape and portrait (most photos fit them: 3:2 and 16:9 too) and the square.
+        """
+        full = (self.imgsz, self.imgsz)
+        if self.square:
+            return (full,)
+        if self.backend not in FIXED_SHAPE_BACKENDS:
+            return None
+        short = -(-round(self.imgsz * 3 / 4) // STRIDE) * STRIDE
+        return ((self.imgsz, short), (short, self.imgsz), full)
+
+    def warmup_shapes(self) -> list[Shape]:
+        """Inputs run once before ready: every fixed shape, or a 4:3 photo both ways up."""
+        fixed = self.shapes()
+        if fixed:
+            return list(fixed)
+        short = -(-round(self.imgsz * 3 / 4) // STRIDE) * STRIDE
+        return [(self.imgsz, short), (short, self.imgsz)]
 
     def describe(self) -> dict:
-        return {**asdict(self), "file": self.file}
+        return {**asdict(self), "file": self.file, "shapes": self.shapes()}
 
 
 def parse(name: str) -> Variant:
@@ -153,6 +159,6 @@ def choose(settings: Settings, features: set[str] | None = None) -> tuple[Varian
         if missing and variant.name != FALLBACK:
             variant, reason = parse(FALLBACK), f"{reason}; but {missing}, so the fallback"
     if settings.imgsz and settings.imgsz != variant.imgsz:
-        variant = Variant(variant.backend, variant.precision, settings.imgsz, variant.square, variant.bucket)
+        variant = Variant(variant.backend, variant.precision, settings.imgsz, variant.square)
         reason += f"; input size {settings.imgsz} from POSE_IMGSZ"
     return variant, reason

@@ -1,9 +1,12 @@
-"""OpenVINO: the fast path on Intel CPUs with bf16 (AVX-512 BF16 / AMX), where it halves the model's time.
+"""OpenVINO: the fast path on Intel CPUs with native bf16 (AVX-512 BF16 / AMX), where it halves the model's time.
 
-One dynamic-shape compiled model serves every input shape. A static model is ~13% faster, but
-OpenVINO compiles one per shape (0.3–0.6 s, ~20 MiB each), so only the common photo shapes are
-compiled statically — in the background after the service is ready, a bounded set — and every
-other shape runs on the dynamic model. Each concurrent call takes its own infer request.
+OpenVINO compiles one executable per input shape and keeps the memory of every shape it has seen:
+a dynamic-shape model grew past 500 MiB over load-128's 15 shapes. So the model is compiled for a
+fixed set of shapes (Variant.shapes: 4:3 landscape, 4:3 portrait, square) and every image is
+letterboxed into the smallest that holds it: memory is bounded. The square, which holds every
+image, is compiled before ready (cold start pays one compile); the smaller shapes compile right
+after, one at a time, and are used as soon as each is warm.
+Each concurrent call takes its own infer request from a per-shape pool.
 """
 
 from __future__ import annotations
@@ -25,45 +28,58 @@ class OpenVinoPose(PoseModel):
         path = self.variant.path(self.settings.model_dir)
         if not path.exists():
             raise FileNotFoundError(f"model file {path} is missing: run `make model` (or cloudpose-prepare)")
+        wanted = self.variant.shapes()
+        if not wanted:
+            raise ValueError(f"{self.variant.name}: OpenVINO serves fixed input shapes only")
         self.core = ov.Core()
         self.model = self.core.read_model(str(path))
         self.config = {
             "INFERENCE_NUM_THREADS": self.settings.threads,
             "NUM_STREAMS": 1,
             "PERFORMANCE_HINT": "LATENCY",
-            "INFERENCE_PRECISION_HINT": "bf16" if self.variant.precision in ("bf16", "int8") and has_bf16() else "f32",
+            "INFERENCE_PRECISION_HINT": "bf16" if self.variant.precision in ("bf16", "int8") and has_bf16(self.core) else "f32",
             "ENABLE_CPU_PINNING": False,  # a pod's CPU quota is not a core of its own
         }
-        self.dynamic = self.core.compile_model(self.model, "CPU", self.config)
-        self.static: dict[tuple[int, int], ov.CompiledModel] = {}
-        self.pools: dict[object, queue.SimpleQueue] = {}
+        self.compiled: dict[tuple[int, int], ov.CompiledModel] = {}
+        self.pools: dict[tuple[int, int], queue.SimpleQueue] = {}
+        largest = max(wanted, key=lambda s: s[0] * s[1])
+        self._compile(largest)
+        self.shapes = (largest,)
+        self._pending = [s for s in wanted if s != largest]
 
     def warmup(self) -> None:
-        super().warmup()  # the dynamic model, on the common shapes: ready after this
-        threading.Thread(target=self._compile_static, name="ov-static", daemon=True).start()
+        super().warmup()
+        if self._pending:
+            threading.Thread(target=self._compile_rest, name="ov-shapes", daemon=True).start()
+        else:
+            self.model = None  # the compiled models hold their own weights
 
-    def _compile_static(self) -> None:
-        """Compile the common shapes statically, one at a time, and swap each in when done."""
-        for w, h in self.variant.static_shapes():
+    def _compile(self, shape: tuple[int, int]) -> None:
+        w, h = shape
+        fixed = self.model.clone()
+        fixed.reshape([1, 3, h, w])
+        compiled = self.core.compile_model(fixed, "CPU", self.config)
+        compiled.create_infer_request().infer({0: np.full((1, 3, h, w), 114 / 255, np.float32)})
+        self.pools[shape] = queue.SimpleQueue()
+        self.compiled[shape] = compiled
+
+    def _compile_rest(self) -> None:
+        for shape in self._pending:
             try:
-                fixed = self.model.clone()
-                fixed.reshape([1, 3, h, w])
-                compiled = self.core.compile_model(fixed, "CPU", self.config)
-                compiled.create_infer_request().infer({0: np.full((1, 3, h, w), 0.45, np.float32)})
-                self.static[(w, h)] = compiled
-            except Exception:  # the dynamic model still serves this shape
-                log.exception("static compile of %dx%d failed", w, h)
-        log.info("static shapes ready: %s", sorted(self.static))
+                self._compile(shape)
+                self.shapes = (*self.shapes, shape)  # one atomic swap: preprocess sees old or new, both valid
+            except Exception:  # the square still serves these images
+                log.exception("compiling %dx%d failed", *shape)
+        self.model = None
+        log.info("OpenVINO shapes ready: %s", ", ".join(f"{w}x{h}" for w, h in self.shapes))
 
     def predict(self, tensor: np.ndarray) -> np.ndarray:
-        compiled = self.static.get((tensor.shape[3], tensor.shape[2]), self.dynamic)
-        pool = self.pools.get(id(compiled))
-        if pool is None:
-            pool = self.pools.setdefault(id(compiled), queue.SimpleQueue())
+        shape = (tensor.shape[3], tensor.shape[2])
+        pool = self.pools[shape]
         try:
             request = pool.get_nowait()
         except queue.Empty:
-            request = compiled.create_infer_request()
+            request = self.compiled[shape].create_infer_request()
         try:
             request.infer({0: tensor})
             return request.get_output_tensor(0).data.copy()
@@ -71,10 +87,9 @@ class OpenVinoPose(PoseModel):
             pool.put(request)
 
 
-def has_bf16() -> bool:
-    """bf16 only pays where the CPU has it natively; elsewhere OpenVINO would emulate or fall back."""
+def has_bf16(core: ov.Core) -> bool:
+    """bf16 only pays where the CPU has it natively; elsewhere OpenVINO would emulate it or fall back."""
     try:
-        caps = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+        return "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
     except Exception:
         return False
-    return "BF16" in caps

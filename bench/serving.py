@@ -63,18 +63,6 @@ def server_args(variant: str) -> tuple[list[str], dict[str, str]]:
     return ["-m", "cloudpose.local"], {"POSE_VARIANT": variant, "POSE_THREADS": "1"}
 
 
-def wait_all_shapes(url: str, timeout: float = 60) -> None:
-    """OpenVINO compiles its smaller shapes right after ready: measure once they serve."""
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        model = httpx.get(f"{url}/_/ready", timeout=5).json().get("model") or {}
-        if model.get("shapes") is None or len(model.get("serving_shapes") or ()) == len(model["shapes"]):
-            return
-        time.sleep(0.2)
-
-
 def peak_rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -91,9 +79,7 @@ def model_times(variant: str, files: list[Path]) -> tuple[float, float]:
     settings = Settings.from_env({**os.environ, "POSE_THREADS": "1"},
                                  **({"backend": "ultralytics"} if variant == BASELINE else {"variant": variant}))  # fmt: skip
     model = load_model(settings)
-    deadline = time.monotonic() + 60
-    while model.variant.shapes() and len(model.shapes) < len(model.variant.shapes()) and time.monotonic() < deadline:
-        time.sleep(0.1)  # OpenVINO compiles its smaller shapes right after ready
+    model.wait_steady()
     blobs = [f.read_bytes() for f in files]
     for data in blobs[:3]:
         model(decode(data, max_pixels=settings.max_pixels, min_side=model.variant.imgsz))
@@ -114,12 +100,10 @@ def measure(variant: str, files: list[Path], bodies: list[bytes], args: argparse
     row.model_ms, row.pipeline_ms = model_times(variant, files)
     console.print(f"  model {row.model_ms:.1f} ms, pipeline {row.pipeline_ms:.1f} ms; HTTP at concurrency 1 and AP")
     with ServerProcess(cmd, env={**env, "POSE_MAX_INFLIGHT": "1"}, timeout=180) as server:
-        wait_all_shapes(server.url)
         c1 = closed_loop(server.url + url_path, bodies, 1, duration=args.seconds / 2, warmup=1)
         row.e2e_c1_ms = c1.p50
         row.ap = evaluate(server.url, url_path)["AP"]
     with ServerProcess(cmd, env={**env, "POSE_CONF": "0.001"}, timeout=180) as server:
-        wait_all_shapes(server.url)
         row.ap_001 = evaluate(server.url, url_path)["AP"]
     console.print(f"  e2e {row.e2e_c1_ms:.1f} ms, AP {row.ap:.2f} / {row.ap_001:.2f}; pod-sized cgroup")
     memory = MEMORY_BYTES * (3 if variant == BASELINE else 1)
@@ -127,7 +111,6 @@ def measure(variant: str, files: list[Path], bodies: list[bytes], args: argparse
         cmd, env=env, prefix=cg.prefix(), timeout=180
     ) as server:
         row.cold_start_s = server.cold_start
-        wait_all_shapes(server.url)
         for concurrency in args.concurrency:
             stats = closed_loop(server.url + url_path, bodies, concurrency, duration=args.seconds, warmup=2)
             row.latency[concurrency] = (stats.p50, stats.p95)

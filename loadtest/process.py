@@ -25,7 +25,11 @@ def free_port() -> int:
 
 
 def wait_ready(url: str, proc: subprocess.Popen | None = None, timeout: float = 60) -> dict:
-    """Poll `url`/_/ready until 200 (returns its JSON); fail early if `proc` exits."""
+    """Poll `url`/_/ready until 200 and every input shape is compiled (returns its JSON); fail early if `proc` exits.
+
+    OpenVINO variants are ready on their largest shape and compile the smaller ones right after:
+    measurements and comparisons want the steady state.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
@@ -33,7 +37,9 @@ def wait_ready(url: str, proc: subprocess.Popen | None = None, timeout: float = 
         try:
             r = httpx.get(f"{url}/_/ready", timeout=2)
             if r.status_code == 200:
-                return r.json()
+                model = r.json().get("model") or {}
+                if len(model.get("serving_shapes") or ()) == len(model.get("shapes") or ()):
+                    return r.json()
         except httpx.HTTPError:
             pass
         time.sleep(0.05)

@@ -53,7 +53,9 @@ def model(settings):
     """The model the service serves by default on this CPU (POSE_VARIANT=auto)."""
     from cloudpose.model import load_model
 
-    return load_model(settings)
+    loaded = load_model(settings)
+    loaded.wait_steady()
+    return loaded
 
 
 @pytest.fixture(scope="session")

@@ -57,6 +57,7 @@ def references(reference_model):
 @pytest.mark.parametrize("name", VARIANTS)
 def test_variant_finds_the_same_people_as_ultralytics(name, references):
     model = load_model(Settings.from_env(variant=name))
+    model.wait_steady()
     images, refs = references
     missed, ious, dists = 0, [], []
     for image, ref in zip(images, refs):

@@ -51,6 +51,10 @@ class PoseModel(ABC):
     @abstractmethod
     def _load(self) -> None: ...
 
+    def wait_steady(self, timeout: float = 60) -> bool:
+        """Block until work started by `load` in the background is done (OpenVINO's smaller shapes)."""
+        return True
+
     @abstractmethod
     def predict(self, tensor: np.ndarray) -> np.ndarray:
         """NCHW float32 → raw head output (1, 56, anchors)."""

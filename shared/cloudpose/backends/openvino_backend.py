@@ -49,10 +49,12 @@ class OpenVinoPose(PoseModel):
 
     def warmup(self) -> None:
         super().warmup()
-        if self._pending:
-            threading.Thread(target=self._compile_rest, name="ov-shapes", daemon=True).start()
-        else:
-            self.model = None  # the compiled models hold their own weights
+        self._steady = threading.Event()
+        # Not a daemon: exiting mid-compile would abort inside OpenVINO; exit waits for it instead.
+        threading.Thread(target=self._compile_rest, name="ov-shapes").start()
+
+    def wait_steady(self, timeout: float = 60) -> bool:
+        return self._steady.wait(timeout)
 
     def _compile(self, shape: tuple[int, int]) -> None:
         w, h = shape
@@ -70,7 +72,8 @@ class OpenVinoPose(PoseModel):
                 self.shapes = (*self.shapes, shape)  # one atomic swap: preprocess sees old or new, both valid
             except Exception:  # the square still serves these images
                 log.exception("compiling %dx%d failed", *shape)
-        self.model = None
+        self.model = None  # the compiled models hold their own weights
+        self._steady.set()
         log.info("OpenVINO shapes ready: %s", ", ".join(f"{w}x{h}" for w, h in self.shapes))
 
     def predict(self, tensor: np.ndarray) -> np.ndarray:

@@ -58,7 +58,9 @@ def probe(data: bytes) -> Header:
                 width, height = im.size
                 fmt = im.format or "unknown"
                 orientation = _orientation(im)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, struct.error) as exc:
+    # ImportError: where Ultralytics is imported too (parity tests), it patches Image.open to try an
+    # optional HEIF plugin on unknown bytes, and that import fails instead.
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, struct.error, ImportError) as exc:
         if data.startswith(_PNG_SIGNATURE) and len(data) >= 24:
             width, height = struct.unpack(">II", data[16:24])
             if width == 0 or height == 0:

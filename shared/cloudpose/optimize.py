@@ -22,6 +22,7 @@ from typing import Iterator
 
 import numpy as np
 
+from .imaging import decode
 from .preprocess import prepare
 
 log = logging.getLogger("cloudpose.optimize")
@@ -31,13 +32,9 @@ CALIBRATION_IMGSZ = 640
 
 
 def calibration_tensors(images: list[Path], imgsz: int = CALIBRATION_IMGSZ) -> Iterator[np.ndarray]:
-    """The model's real inputs (rect letterbox) for a folder of photos."""
-    import cv2
-
+    """The model's real inputs (rect letterbox, as served) for a folder of photos."""
     for path in images:
-        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if img is not None:
-            yield prepare(img, imgsz)[0]
+        yield prepare(decode(path.read_bytes(), max_pixels=10**9, min_side=imgsz).pixels, imgsz)[0]
 
 
 def _fresh(target: Path, stamp: dict) -> bool:

@@ -40,3 +40,46 @@ test: model
 
 clean:
 	rm -rf $(VENV) build .pytest_cache
+
+# Container images and Docker Swarm (docs/containers.md):
+#   make images                    both function images, built offline (host wheelhouse, local base image)
+#   make swarm-up REPLICAS=2       both functions on Docker Swarm, behind nginx on 127.0.0.1:8088
+#   make swarm-scale REPLICAS=1 [FN=pose-json] [OVERCOMMIT=1]     make swarm-status     make swarm-down
+WHEELS ?= $(CACHE)/wheels/serve
+IMAGE_TAG ?= latest
+BASE_IMAGE ?=
+WITH_OPENVINO ?= 1
+REPLICAS ?= 2
+FN ?= all
+OVERCOMMIT ?=
+SWARM := $(PY) -m loadtest.engines.swarm
+# Wheels for the images' CPython 3.11 on Debian bookworm x86_64 (glibc 2.36), whatever the host runs.
+WHEEL_TARGET := --only-binary=:all: --python-version 3.11 --implementation cp --abi cp311 --abi abi3 --abi none \
+	$(foreach v,$(shell seq 36 -1 17),--platform manylinux_2_$(v)_x86_64) --platform manylinux2014_x86_64 --platform linux_x86_64
+export CACHE WHEELS IMAGE_TAG BASE_IMAGE WITH_OPENVINO
+
+.PHONY: wheels base-image images swarm-scale swarm-status
+
+$(WHEELS)/.complete: requirements/serve.txt | $(STAMP)
+	$(PY) -m pip download --quiet --disable-pip-version-check -r requirements/serve.txt -d $(WHEELS) $(WHEEL_TARGET)
+	@touch $@
+
+wheels: $(WHEELS)/.complete
+
+base-image:
+	scripts/rootfs-image.sh cloudpose/base:bookworm python3 python3-venv
+
+images: model wheels
+	scripts/build-images.sh
+
+swarm-up: images
+	$(SWARM) up --replicas $(REPLICAS) $(if $(OVERCOMMIT),--overcommit)
+
+swarm-scale: $(STAMP)
+	$(SWARM) scale --replicas $(REPLICAS) --function $(FN) $(if $(OVERCOMMIT),--overcommit)
+
+swarm-status: $(STAMP)
+	$(SWARM) status
+
+swarm-down: $(STAMP)
+	$(SWARM) down

@@ -39,3 +39,18 @@ def test_forced_variant_and_image_size():
     assert variant.imgsz == 512 and "forced" in reason
     variant, reason = choose(Settings.from_env({"POSE_IMGSZ": "480", "POSE_VARIANT": "ort-fp32-640"}))
     assert variant.imgsz == 480 and "POSE_IMGSZ" in reason
+
+
+def test_cpu_quota_is_read_from_the_process_own_cgroup():
+    """A process in a 0.5-CPU cgroup runs one inference at a time, even on a bigger host."""
+    import subprocess
+    import sys
+
+    from loadtest.cgroup import Cgroup, available
+
+    if available():
+        pytest.skip(f"cannot create cgroups here: {available()}")
+    code = "from cloudpose.config import cpu_quota, Settings; print(cpu_quota(), Settings.from_env({}).inflight)"
+    with Cgroup("quota-test", 0.5, 512 << 20) as cg:
+        out = subprocess.run([*cg.prefix(), sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.split() == ["0.5", "1"], out.stderr

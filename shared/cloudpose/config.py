@@ -14,22 +14,45 @@ from pathlib import Path
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "cloudpose"
 
 
+def _own_cgroup_dirs(controller: str) -> list[Path]:
+    """Where this process's cgroup for `controller` is mounted: its own path first, then the mount's root.
+
+    In a container the mount's root is the container's cgroup; on a host, a process started in a
+    sub-cgroup (as the local experiment engine does) only finds its quota under its own path.
+    """
+    root = Path("/sys/fs/cgroup")
+    dirs: list[Path] = []
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if controller == "" and controllers == "":  # cgroup v2
+            dirs.append(root / path.lstrip("/"))
+        elif controller in controllers.split(","):
+            mount = root / controllers if (root / controllers).exists() else root / controller
+            dirs.append(mount / path.lstrip("/"))
+    dirs.append(root if controller == "" else root / controller)
+    return dirs
+
+
 def cpu_quota() -> float:
-    """CPUs this process may use: the cgroup CFS quota (v2 or v1) if set, else the affinity mask."""
+    """CPUs this process may use: its cgroup's CFS quota (v2 or v1) if set, else the affinity mask."""
     cpus = float(len(os.sched_getaffinity(0)))
-    try:  # cgroup v2
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
-        if quota != "max":
-            return min(cpus, int(quota) / int(period))
-    except (OSError, ValueError):
-        pass
-    try:  # cgroup v1
-        quota = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").read_text())
-        period = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read_text())
-        if quota > 0:
-            return min(cpus, quota / period)
-    except (OSError, ValueError):
-        pass
+    for d in _own_cgroup_dirs(""):  # cgroup v2
+        try:
+            quota, period = (d / "cpu.max").read_text().split()
+            return cpus if quota == "max" else min(cpus, int(quota) / int(period))
+        except (OSError, ValueError):
+            continue
+    for d in _own_cgroup_dirs("cpu"):  # cgroup v1
+        try:
+            quota = int((d / "cpu.cfs_quota_us").read_text())
+            period = int((d / "cpu.cfs_period_us").read_text())
+            return cpus if quota <= 0 else min(cpus, quota / period)
+        except (OSError, ValueError):
+            continue
     return cpus
 
 

@@ -1,0 +1,397 @@
+"""The experiment: its search logic, report, engine commands, and a short real run on the local engine.
+
+Nothing here imports Locust into the test process (Locust monkey-patches the standard library with gevent
+on import): Locust runs in subprocesses, as the runner runs it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from loadtest import cgroup, report
+from loadtest.engines import Engine
+from loadtest.engines.knative import KnativeEngine
+from loadtest.engines.kubectl import KubectlEngine
+from loadtest.engines.openfaas import OpenFaasEngine
+from loadtest.experiment import Step, find_max_users, make_engine, parse_args, plan_for, steps_from_buckets
+from loadtest.nginx import render_config, render_upstreams
+from loadtest.payload import check_annotate, check_json, percentile
+
+from .conftest import DATA, LOAD_128, ROOT
+
+# --- the search, with a fake system that fails above a known number of users ----------------------------------
+
+
+def fake_system(ramp_limit: int, confirm_limit: int, start: int = 5, step: int = 5, cap: int = 100):
+    """A ramp that fails at the first step above `ramp_limit`; confirms that fail above `confirm_limit`."""
+    confirmed: list[int] = []
+
+    def ramp() -> list[Step]:
+        steps = []
+        for users in range(start, cap + 1, step):
+            steps.append(Step(users, requests=10 * users, failures=int(users > ramp_limit)))
+            if users > ramp_limit:
+                break
+        return steps
+
+    def confirm(users: int) -> Step:
+        confirmed.append(users)
+        return Step(users, requests=10 * users, failures=int(users > confirm_limit), avg_ms=float(users))
+
+    return ramp, confirm, confirmed
+
+
+def test_search_confirms_one_below_the_first_failing_step():
+    ramp, confirm, confirmed = fake_system(ramp_limit=23, confirm_limit=30)
+    search = find_max_users(ramp, confirm, down_step=2, max_confirms=4)
+    assert [s.users for s in search.steps] == [5, 10, 15, 20, 25]
+    assert search.first_failure == 25 and confirmed == [24] and search.max_users == 24
+    assert not search.capped and search.result.users == 24
+
+
+def test_search_steps_down_while_confirms_fail():
+    ramp, confirm, confirmed = fake_system(ramp_limit=23, confirm_limit=19)
+    search = find_max_users(ramp, confirm, down_step=2, max_confirms=4)
+    assert confirmed == [24, 22, 20, 18] and search.max_users == 18
+
+
+def test_search_gives_up_after_max_confirms_or_at_zero_users():
+    ramp, confirm, confirmed = fake_system(ramp_limit=23, confirm_limit=3)
+    search = find_max_users(ramp, confirm, down_step=2, max_confirms=3)
+    assert confirmed == [24, 22, 20] and search.max_users is None and search.result is None
+    ramp, confirm, confirmed = fake_system(ramp_limit=0, confirm_limit=0, start=2, step=2)
+    search = find_max_users(ramp, confirm, down_step=1, max_confirms=10)
+    assert search.first_failure == 2 and confirmed == [1] and search.max_users is None
+
+
+def test_search_at_the_cap_confirms_the_last_step():
+    ramp, confirm, confirmed = fake_system(ramp_limit=1000, confirm_limit=1000, cap=40)
+    search = find_max_users(ramp, confirm, down_step=5, max_confirms=4)
+    assert search.capped and search.first_failure is None and confirmed == [40] and search.max_users == 40
+
+
+def test_steps_merge_ramp_and_hold_buckets():
+    bucket = {"avg_ms": 0.0, "p50_ms": 0.0, "p95_ms": 0.0, "rps": 0.0, "reasons": {}}
+    steps = steps_from_buckets([
+        {**bucket, "users": 4, "phase": "hold", "requests": 30, "failures": 1, "avg_ms": 200.0, "rps": 5.0,
+         "served_by": {"a": 15, "b": 14}, "reasons": {"timeout": 1}},
+        {**bucket, "users": 4, "phase": "ramp", "requests": 5, "failures": 0, "avg_ms": 90.0, "served_by": {"a": 5}},
+        {**bucket, "users": 2, "phase": "ramp", "requests": 3, "failures": 0, "avg_ms": 80.0, "served_by": {"b": 3}},
+    ])  # fmt: skip
+    assert [s.users for s in steps] == [2, 4]
+    two, four = steps
+    assert (two.requests, two.hold_requests, two.avg_ms) == (3, 0, 80.0)  # never held: the ramp's numbers
+    assert (four.requests, four.failures, four.hold_requests, four.avg_ms, four.rps) == (35, 1, 30, 200.0, 5.0)
+    assert four.served_by == {"a": 20, "b": 14} and four.reasons == {"timeout": 1}
+
+
+def test_search_steps_down_by_a_fraction_by_default():
+    ramp, confirm, confirmed = fake_system(ramp_limit=175, confirm_limit=170, start=20, step=20, cap=400)
+    search = find_max_users(ramp, confirm, down_step=0, max_confirms=4)
+    assert search.first_failure == 180 and confirmed == [179, 171, 164] and search.max_users == 164  # 4 % each
+
+
+def test_plan_scales_per_replica():
+    args = parse_args(
+        ["--engine", "kubectl", "--start-users", "10", "--step-users", "5", "--spawn-rate", "2", "--timeout", "7"]
+    )
+    plan = plan_for(args, 8)
+    assert (plan.start, plan.step, plan.spawn_rate, plan.down_step, plan.cooldown) == (80, 40, 16.0, 0, 7.0)
+    plan = plan_for(parse_args(["--no-per-replica", "--step-users", "5", "--down-step", "2"]), 4)
+    assert (plan.step, plan.down_step) == (5, 2)
+    # one host: no more replicas count than fit its cores at 0.5 CPU each
+    fit = int((os.cpu_count() or 1) / 0.5)
+    assert plan_for(parse_args(["--step-users", "10"]), 64).step == 10 * min(64, fit)
+
+
+def test_cli_refuses_what_cannot_be_measured(capsys):
+    with pytest.raises(SystemExit):
+        parse_args(["--engine", "openfaas", "--replicas", "1,2,4,8"])
+    assert "OpenFaaS CE runs at most 5" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parse_args(["--url", "http://10.0.0.1:31112", "--replicas", "1,2"])
+    args = parse_args(
+        ["--url", "http://10.0.0.1:31080/", "--replicas", "4", "--engine", "knative", "--paths", "course"]
+    )
+    target = make_engine(args)
+    assert target.endpoint("pose-json") == (
+        "http://10.0.0.1:31080/api/pose_estimation",
+        {"Host": "pose-json.cloudpose.cloudpose.test"},
+    )
+    with pytest.raises(ValueError, match="not scaled by the runner"):
+        target.scale(8)
+    assert parse_args([]).engine == "local" and parse_args(["--url", "http://x", "--replicas", "2"]).engine is None
+
+
+# --- what users send and check -------------------------------------------------------------------------------
+
+
+def answer(n: int = 1, request_id: str = "r1") -> dict:
+    return {"id": request_id, "count": n, "boxes": [{"x": 1, "y": 2, "width": 3, "height": 4, "probability": 0.9}] * n,
+            "keypoints": [[[1.0, 2.0, 0.5]] * 17] * n, "speed_preprocess": 1, "speed_inference": 2, "speed_postprocess": 3}  # fmt: skip
+
+
+def test_pose_json_checks():
+    assert check_json(answer(2), "r1") is None and check_json(answer(0), "r1") is None
+    assert check_json(answer(1), "other") == "wrong id"
+    assert check_json({**answer(2), "count": 3}, "r1").startswith("count")
+    assert check_json({**answer(1), "keypoints": [[[1.0, 2.0, 0.5]] * 16]}, "r1").startswith("keypoints")
+    assert check_json({k: v for k, v in answer().items() if k != "boxes"}, "r1").startswith("missing")
+    assert check_json([], "r1") is not None
+
+
+def test_pose_annotate_checks():
+    import base64
+
+    jpeg = base64.b64encode(b"\xff\xd8\xff\xe0" + bytes(200)).decode()
+    assert check_annotate({"id": "a", "image": jpeg}, "a") is None
+    assert check_annotate({"id": "a", "image": base64.b64encode(b"\x89PNG" + bytes(200)).decode()}, "a") is not None
+    assert check_annotate({"id": "b", "image": jpeg}, "a") == "wrong id"
+    assert check_annotate({"id": "a", "image": "not base64!" * 20}, "a") is not None
+
+
+def test_percentile_nearest_rank():
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 0.95) == 95.0 and percentile(values, 0.5) == 50.0 and math.isnan(percentile([], 0.5))
+
+
+def test_step_shape_and_recorder_in_locust(tmp_path):
+    """shapes.py and the locustfile's Recorder, in a subprocess (they import Locust)."""
+    code = f"""
+import sys; sys.path.insert(0, {str(ROOT)!r})
+from loadtest.shapes import StepLoadShape
+from loadtest.locustfile import Recorder
+s = StepLoadShape()
+assert [s.users_at(t) for t in (0, 29.9, 30, 61, 3000)] == [5, 5, 10, 15, None]
+r = Recorder()
+for i, ms in enumerate([100.0, 200.0, 300.0, 400.0]):
+    r.add(4, "hold", 1000.0 + i, ms, None if i else "timeout", "replica-" + str(i % 2))
+(b,) = r.summary()
+assert (b["requests"], b["failures"], b["avg_ms"], b["p95_ms"], b["rps"]) == (4, 1, 250.0, 400.0, 1.0), b
+assert b["served_by"] == {{"replica-1": 2, "replica-0": 1}} and b["reasons"] == {{"timeout": 1}}, b
+print("ok")
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
+# --- report --------------------------------------------------------------------------------------------------
+
+
+def fake_results(folder: Path, client: str, max_users: dict[int, list[int]]) -> None:
+    """results.csv and steps.csv as the runner writes them: per replica count, one point per repetition."""
+    results, steps = [], []
+    for n, per_rep in max_users.items():
+        for rep, m in enumerate(per_rep, 1):
+            point = {"engine": "local", "client": client, "replicas": n, "repetition": rep}
+            for users in range(5 * n, m + 5 * n + 1, 5 * n):
+                failed = users > m
+                steps.append({**point, "phase": "step", "users": users, "requests": 10 * users, "failures": int(failed),
+                              "avg_ms": 100.0 + 1000 * users / (n * 50), "served_by": {f"r{i}": users for i in range(n)}})  # fmt: skip
+            results.append({**point, "max_users": m, "confirmed": True, "capped": False, "first_failure_users": m + 1,
+                            "requests": 500, "failures": 0, "avg_ms": 1000.0 + m, "p95_ms": 2000.0, "rps": 10.0 * n,
+                            "served_by": {f"r{i}": 100 for i in range(n)}, "timeout_s": 10.0, "wait_min_s": 1.0,
+                            "wait_max_s": 2.0, "confirm_hold_s": 60.0})  # fmt: skip
+    folder.mkdir(parents=True, exist_ok=True)
+    report.write_csv(folder / "results.csv", report.RESULT_FIELDS, results)
+    report.write_csv(folder / "steps.csv", report.STEP_FIELDS, steps)
+
+
+def is_png(path: Path) -> bool:
+    return path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_report_table_and_plot(tmp_path):
+    fake_results(tmp_path, "master", {1: [40, 44], 2: [90, 86]})
+    written = report.write_report([tmp_path], tmp_path)
+    assert {p.name for p in written} == {"table.md", "response-time-local-master.png"}
+    text = (tmp_path / "table.md").read_text()
+    assert "| replicas | master: max users | master: avg response time (ms) |" in text
+    assert "| 1 | 42 ± 3 | 1042 ± 3 |" in text and "| 2 | 88 ± 3 | 1088 ± 3 |" in text
+    assert "r0 50% · r1 50%" in text  # the replica share at 2 replicas
+    assert is_png(tmp_path / "response-time-local-master.png")
+
+
+def test_report_merges_client_locations(tmp_path):
+    fake_results(tmp_path / "a", "master", {1: [40], 2: [80]})
+    fake_results(tmp_path / "b", "remote", {1: [30], 2: [70]})
+    assert report.main([str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "m")]) == 0
+    text = (tmp_path / "m" / "table.md").read_text()
+    assert (
+        "| replicas | master: max users | master: avg response time (ms) | remote: max users | remote: avg response time (ms) |"
+        in text
+    )
+    assert "| 1 | 40 | 1040 | 30 | 1030 |" in text and "| 2 | 80 | 1080 | 70 | 1070 |" in text
+    assert all(is_png(tmp_path / "m" / f"response-time-local-{c}.png") for c in ("master", "remote"))
+    assert len(report.read_csv(tmp_path / "m" / "results.csv")) == 4
+
+
+def test_counts_round_trip():
+    assert report.counts(report.fmt({"b=x": 2, "a;y": 1})) == {"a,y": 1, "b:x": 2}
+
+
+# --- engines -------------------------------------------------------------------------------------------------
+
+
+def test_nginx_config_is_the_swarm_gateways():
+    conf = render_config(Path("/tmp/w"), 41234, 7)
+    template = (ROOT / "swarm" / "nginx" / "nginx.conf").read_text()
+    for route in (
+        "/function/pose-json",
+        "/function/pose-annotate",
+        "/api/pose_estimation",
+        "/api/pose_estimation_annotation",
+    ):
+        assert f"location = {route} " in conf and f"location = {route} " in template
+    assert "listen 127.0.0.1:41234" in conf and "include /tmp/w/upstreams.conf;" in conf and "return 200 '7'" in conf
+    assert "client_max_body_size" in conf and "/run/nginx.pid" not in conf and "/etc/nginx" not in conf
+    ups = render_upstreams({"pose-json": [9001, 9002], "pose-annotate": []})
+    assert "server 127.0.0.1:9001 max_fails=1" in ups and "server 127.0.0.1:9002" in ups and "least_conn;" in ups
+    assert "server 127.0.0.1:1 down;" in ups and ups.count("keepalive 32;") == 2
+
+
+def test_kubectl_commands():
+    e = KubectlEngine(node="10.0.0.5")
+    assert e.scale_commands(4) == [
+        ["kubectl", "-n", "cloudpose", "scale", "deployment", "pose-json", "--replicas=4"],
+        ["kubectl", "-n", "cloudpose", "scale", "deployment", "pose-annotate", "--replicas=4"],
+    ]
+    assert e.endpoint("pose-annotate") == ("http://10.0.0.5:30081/function/pose-annotate", {})
+    assert isinstance(e, Engine) and e.base_url == "http://10.0.0.5:30080"
+
+
+def test_knative_commands():
+    e = KnativeEngine(node="10.0.0.5", functions=("pose-json",))
+    ((*cmd, patch),) = e.scale_commands(8)
+    assert cmd == ["kubectl", "-n", "cloudpose", "patch", "ksvc", "pose-json", "--type", "merge", "-p"]
+    annotations = json.loads(patch)["spec"]["template"]["metadata"]["annotations"]
+    assert annotations == {f"autoscaling.knative.dev/{a}": "8" for a in ("min-scale", "max-scale", "initial-scale")}
+    assert e.endpoint("pose-json") == (
+        "http://10.0.0.5:31080/function/pose-json",
+        {"Host": "pose-json.cloudpose.cloudpose.test"},
+    )
+
+
+def test_openfaas_commands_and_the_ce_cap():
+    e = OpenFaasEngine(node="10.0.0.5", functions=("pose-json",), gateway="http://gw:8080/")
+    assert e.scale_commands(4) == [
+        ["kubectl", "-n", "openfaas-fn", "label", "deployment", "pose-json", "--overwrite",
+         "com.openfaas.scale.min=4", "com.openfaas.scale.max=4"],
+        ["kubectl", "-n", "openfaas-fn", "scale", "deployment", "pose-json", "--replicas=4"],
+    ]  # fmt: skip
+    assert e.endpoint("pose-json") == ("http://gw:8080/function/pose-json", {})
+    with pytest.raises(ValueError, match="at most 5 replicas.*knative"):
+        e.scale_commands(8)
+
+
+# --- end to end: a short real experiment on the local engine -------------------------------------------------
+
+
+def run_experiment(args: list[str], timeout: float) -> subprocess.CompletedProcess:
+    env = {**os.environ, "CLOUDPOSE_DATA": str(DATA), "COLUMNS": "150"}
+    cmd = [sys.executable, "-m", "loadtest.experiment", *args]
+    return subprocess.run(cmd, check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_short_experiment_on_the_local_engine(tmp_path):
+    """Replicas 1 and 2 as real processes in 0.5-CPU cgroups behind nginx: short steps, a 1.5 s timeout so
+    failures come quickly, at most 14 users; the table, CSVs and plot agree, and both replicas served."""
+    if reason := cgroup.available():
+        pytest.skip(f"local engine: {reason}")
+    if not shutil.which("nginx") and not Path("/usr/sbin/nginx").exists():
+        pytest.skip("local engine: nginx not installed (apt-get install nginx-light)")
+    if not LOAD_128.is_dir():
+        pytest.skip(f"no load images in {LOAD_128}: set CLOUDPOSE_DATA")
+    out = tmp_path / "exp"
+    args = ["--engine", "local", "--replicas", "1,2", "--results", str(out), "--client-label", "test",
+            "--start-users", "2", "--step-users", "2", "--spawn-rate", "4", "--hold", "5", "--max-users", "14",
+            "--confirm-hold", "5", "--confirm-spawn-rate", "4", "--max-confirms", "2", "--timeout", "1.5",
+            "--wait-min", "0.2", "--wait-max", "0.5", "--cooldown", "2", "--warmup", "2"]  # fmt: skip
+    started = time.monotonic()
+    run = run_experiment(args, timeout=240)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+
+    results = report.read_csv(out / "results.csv")
+    steps = report.read_csv(out / "steps.csv")
+    assert sorted(int(r["replicas"]) for r in results) == [1, 2]
+    table = (out / "table.md").read_text()
+    for r in results:
+        n = int(r["replicas"])
+        mine = [s for s in steps if int(s["replicas"]) == n]
+        ramp = [s for s in mine if s["phase"] == "step"]
+        assert ramp and [int(s["users"]) for s in ramp] == list(range(2 * n, 2 * n * (len(ramp) + 1), 2 * n))
+        if r["confirmed"] == "True":
+            m = int(r["max_users"])
+            confirm = [s for s in mine if s["phase"] == "confirm" and int(s["users"]) == m]
+            assert confirm and int(confirm[-1]["failures"]) == 0  # the recorded count passed its confirm run
+            assert all(
+                int(s["failures"]) == 0 for s in ramp if int(s["users"]) < (int(r["first_failure_users"] or 10**6))
+            )
+            assert f"| {n} | {m} | {float(r['avg_ms']):.0f} |" in table  # the table is the CSV's
+            served = report.counts(r["served_by"])
+            assert len(served) == n and all(name.startswith("local-pose-json-") for name in served), served
+    two = next(r for r in results if r["replicas"] == "2")
+    if two["confirmed"] == "True":
+        assert int(two["replicas_serving"]) == 2
+    assert all(
+        len(report.counts(s["served_by"])) == 2 for s in steps if s["replicas"] == "2" and int(s["requests"]) >= 10
+    )
+    png = out / "response-time-local-test.png"
+    assert is_png(png)
+    assert (out / "raw" / "test" / "replicas-2" / "rep-1" / "ramp_stats_history.csv").exists()  # Locust's own CSVs
+
+    # resumable: the same command again measures nothing new (and starts no replica)
+    again = run_experiment(args, timeout=60)
+    assert again.returncode == 0 and "2 of 2 points already done" in again.stdout, again.stdout[-2000:]
+    assert report.read_csv(out / "results.csv") == results
+    assert time.monotonic() - started < 200
+
+
+@pytest.mark.docker
+def test_short_experiment_on_swarm(tmp_path):
+    """The same runner on Docker Swarm (both functions as services behind the nginx gateway), shorter still:
+    replicas 1 and 2, at most 8 users. Uses the images `make images` built; takes over the `cloudpose` stack."""
+    from loadtest.engines import swarm
+    from loadtest.process import free_port
+
+    if (
+        not shutil.which("docker")
+        or subprocess.run(["docker", "info"], check=False, capture_output=True, timeout=30).returncode
+    ):
+        pytest.skip("needs a running Docker engine (apt-get install docker.io; start dockerd)")
+    missing = [
+        swarm.image(f)
+        for f in ("pose-json", "pose-annotate")
+        if not swarm.docker_ok("image", "inspect", swarm.image(f))
+    ]
+    if missing:
+        pytest.skip(f"images {', '.join(missing)} missing: run make images (tests/test_containers.py builds them too)")
+    out = tmp_path / "swarm"
+    args = ["--engine", "swarm", "--overcommit", "--gateway-port", str(free_port()), "--replicas", "1,2",
+            "--results", str(out), "--client-label", "test", "--start-users", "2", "--step-users", "2",
+            "--spawn-rate", "4", "--hold", "4", "--max-users", "8", "--confirm-hold", "4", "--confirm-spawn-rate", "4",
+            "--max-confirms", "1", "--timeout", "1.5", "--wait-min", "0.2", "--wait-max", "0.5", "--cooldown", "2"]  # fmt: skip
+    try:
+        run = run_experiment(args, timeout=400)
+    finally:
+        swarm.down()
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    results = report.read_csv(out / "results.csv")
+    assert sorted(int(r["replicas"]) for r in results) == [1, 2]
+    for s in report.read_csv(out / "steps.csv"):
+        names = report.counts(s["served_by"])
+        assert all(n.startswith("cloudpose_pose-json-") for n in names), names
+        if s["replicas"] == "2" and int(s["requests"]) >= 10:
+            assert len(names) == 2, s
+    assert is_png(out / "response-time-swarm-test.png") and (out / "table.md").exists()

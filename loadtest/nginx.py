@@ -18,6 +18,8 @@ from pathlib import Path
 
 import httpx
 
+from .process import stop_process
+
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "swarm" / "nginx" / "nginx.conf"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -107,12 +109,6 @@ class Nginx:
         raise TimeoutError(f"nginx on {self.url} not serving config {self.generation} after {timeout:.0f} s")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGQUIT)  # graceful: finish requests in flight
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc, signal.SIGQUIT)  # SIGQUIT: graceful, finish requests in flight
         self.log.close()
         shutil.rmtree(self.workdir, ignore_errors=True)

@@ -6,6 +6,7 @@ Used by the benchmarks, the offload client and the tests, so all of them measure
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -46,6 +47,17 @@ def wait_ready(url: str, proc: subprocess.Popen | None = None, timeout: float = 
     raise TimeoutError(f"{url} not ready after {timeout:.0f} s")
 
 
+def stop_process(proc: subprocess.Popen, sig: int = signal.SIGTERM, grace: float = 10) -> None:
+    """Ask `proc` to stop with `sig`; kill it if it is still there after `grace` seconds."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
 class ServerProcess:
     """`python <args>` with PORT set to a free port; `prefix` wraps the command (e.g. a cgroup launcher)."""
 
@@ -83,13 +95,7 @@ class ServerProcess:
         return Path(self.log.name).read_text(errors="replace")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc)
         self.log.close()
 
     def __enter__(self) -> "ServerProcess":

@@ -1,6 +1,7 @@
 # CloudPose — every target sets up what it needs (virtual environment, model) and is safe to rerun.
 #   make up      start both functions locally on :60000 (the local default)
 #   make test    run the test suite (what .ci/run runs)
+#   make bench   serving variants against a typical FastAPI + Ultralytics server (docs/benchmarks.md)
 # Caches outside the clone: ~/.cache/cloudpose (models, wheels), ~/.cache/pip.
 
 SHELL := /bin/bash
@@ -18,7 +19,7 @@ STAMP := $(VENV)/.installed
 .PHONY: help venv model up test bench images swarm-up swarm-down clean
 
 help:
-	@sed -n '2,4p' Makefile
+	@sed -n '2,5p' Makefile
 
 $(STAMP): $(REQS)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,6 +38,9 @@ up: model
 
 test: model
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: model
+	$(PY) -m bench.serving $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build .pytest_cache

@@ -36,7 +36,9 @@ from loadtest.process import ServerProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 BASELINE = "baseline"
-DEFAULT_VARIANTS = ["ort-fp32-640", "ort-int8-640", "ov-fp32-640", "ov-bf16-640", "ov-int8-640", "ov-bf16-640-square", "ov-bf16-512"]
+DEFAULT_VARIANTS = [
+    "ort-fp32-640", "ort-int8-640", "ort-int8-512", "ov-fp32-640", "ov-bf16-640", "ov-int8-640", "ov-bf16-512-square",
+]  # fmt: skip
 console = Console()
 
 

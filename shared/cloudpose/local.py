@@ -11,7 +11,7 @@ import argparse
 import os
 
 from .functions import FUNCTIONS
-from .serve import configure_logging, run
+from .serve import configure_logging, limit_malloc_arenas, run
 
 from .deployment import LOCAL_PORT
 
@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"), help="0.0.0.0 to serve other machines")
     args = parser.parse_args(argv)
     configure_logging()
+    limit_malloc_arenas()
     from .config import Settings
     from .service import make_app
 

@@ -65,13 +65,6 @@ def server_args(variant: str) -> tuple[list[str], dict[str, str]]:
     return ["-m", "cloudpose.local"], {"POSE_VARIANT": variant, "POSE_THREADS": "1"}
 
 
-def peak_rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def model_times(variant: str, files: list[Path]) -> tuple[float, float]:
     """Median model-call ms and median in-process pipeline ms (decode → people), one thread."""
     from cloudpose.config import Settings
@@ -120,7 +113,7 @@ def measure(variant: str, files: list[Path], bodies: list[bytes], args: argparse
             if concurrency == 4:
                 row.rps_c4 = stats.rps
             console.print(f"  c={concurrency}: {stats.rps:.2f} req/s, p50 {stats.p50:.0f} ms, p95 {stats.p95:.0f} ms, {stats.errors} errors")
-        row.peak_rss_mib = peak_rss_mib(server.pid)
+        row.peak_rss_mib = server.peak_rss_mib()
         row.cgroup_peak_mib = cg.peak_memory() / 2**20
         row.oom_kills = cg.oom_kills()
     console.print(f"  peak RSS {row.peak_rss_mib:.0f} MiB, cold start {row.cold_start_s:.2f} s")

@@ -90,6 +90,13 @@ class ServerProcess:
     def pid(self) -> int:
         return self.proc.pid
 
+    def peak_rss_mib(self) -> float:
+        """The server's peak resident memory so far (VmHWM; shared-library pages included)."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
     def output(self) -> str:
         self.log.flush()
         return Path(self.log.name).read_text(errors="replace")

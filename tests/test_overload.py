@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import cv2
@@ -32,5 +33,33 @@ def test_burst_is_shed_with_retry_after_and_service_recovers(env, big_body):
             assert any(r.status_code == 200 for r in answers)
             after = client.post("/api/pose_estimation", content=big_body)
             assert after.status_code == 200 and after.json()["id"] == "burst"
+    finally:
+        server.stop()
+
+
+def test_requests_abandoned_while_queued_are_not_computed(big_body):
+    """Clients that time out while queued leave no work behind: the CPU goes to those still waiting."""
+    server = Server(["-m", "cloudpose.local"], env={"POSE_MAX_INFLIGHT": "1", "POSE_VARIANT": "ort-fp32-640"})
+    try:  # 16 requests of ~50 ms each queue for ~0.8 s; clients give up after 0.3 s
+
+        def impatient(_):
+            try:
+                return httpx.post(f"{server.url}/api/pose_estimation", content=big_body, timeout=0.3).status_code
+            except httpx.TimeoutException:
+                return "timeout"
+
+        with ThreadPoolExecutor(16) as pool:
+            outcomes = list(pool.map(impatient, range(16)))
+        assert "timeout" in outcomes
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            counts = httpx.get(f"{server.url}/_/ready").json()["requests"]
+            if counts["in_progress"] == 0:
+                break
+            time.sleep(0.1)
+        assert counts["served"] + counts["abandoned"] == 16 and counts["abandoned"] >= 1, (outcomes, counts)
+        assert counts["served"] < 16, "every abandoned request was computed anyway"
+        ok = httpx.post(f"{server.url}/api/pose_estimation", content=big_body, timeout=30)
+        assert ok.status_code == 200
     finally:
         server.stop()

@@ -47,6 +47,8 @@ class State:
     limiter: anyio.CapacityLimiter | None = None
     in_system: int = 0  # requests admitted and not yet answered (running + queued)
     held_bytes: int = 0  # request bodies being read or waiting: bounded, so a burst of uploads cannot OOM a pod
+    served: int = 0
+    abandoned: int = 0  # requests whose client left while they queued: never computed
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -138,14 +140,44 @@ async def _endpoint(request: Request, *, fn: Function, state: State) -> Response
     state.held_bytes += reserve
     try:
         body = await _read_body(request, settings.max_body_bytes)
-        content, timing, summary = await anyio.to_thread.run_sync(
-            partial(_process, body, fn, state, arrived), limiter=state.limiter
-        )
+        # A client that gives up while its request queues (its timeout, a closed tab) gets nothing:
+        # computing it anyway would spend the CPU the requests behind it wait for, and under overload
+        # that turns a queue into a collapse.
+        if await _acquire_watching(state.limiter, request.receive):
+            state.limiter.release()
+            state.abandoned += 1
+            log.info("%s %s skipped: the client left after %.0f ms in the queue", request.method,
+                     request.url.path, (time.perf_counter() - arrived) * 1e3)  # fmt: skip
+            return Response(status_code=499)
+        try:
+            content, timing, summary = await anyio.to_thread.run_sync(partial(_process, body, fn, state, arrived))
+        finally:
+            state.limiter.release()
     finally:
         state.in_system -= 1
         state.held_bytes -= reserve
+    state.served += 1
     log.info("%s %s 200 %s host=%s", request.method, request.url.path, summary, HOST)
     return Response(content, media_type="application/json", headers=_headers(state, timing))
+
+
+async def _acquire_watching(limiter: anyio.CapacityLimiter, receive) -> bool:
+    """Take an inference slot, listening for the client meanwhile; True if it disconnected.
+
+    Listening matters: once the body is read the server stops reading the socket, and would not see a
+    closed connection until it answers."""
+    gone = anyio.Event()
+
+    async def watch() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        gone.set()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(watch)
+        await limiter.acquire()
+        group.cancel_scope.cancel()
+    return gone.is_set()
 
 
 def _process(body: bytes, fn: Function, state: State, arrived: float) -> tuple[bytes, dict, str]:
@@ -278,6 +310,7 @@ def _add_health(app: FastAPI, state: State, functions: list[Function]) -> None:
             "limits": {"max_body_bytes": s.max_body_bytes, "max_pixels": s.max_pixels, "max_batch": s.max_batch},
             "inflight": s.inflight,
             "threads": s.threads,
+            "requests": {"served": state.served, "abandoned": state.abandoned, "in_progress": state.in_system},
             "uptime_s": round(time.monotonic() - state.started, 3),
         }
         return Response(orjson.dumps(body), status_code=200 if state.ready else 503, media_type="application/json")

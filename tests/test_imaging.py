@@ -51,7 +51,8 @@ def test_reduced_decode_keeps_orientation_and_original_frame(orientation):
 
 
 def test_reduction_only_for_big_jpegs():
-    assert reduction(probe(_jpeg(_asymmetric(4000, 3000))), 640) == 4
+    assert reduction(probe(_jpeg(_asymmetric(4000, 3000))), 640) == 4  # 1/8 would be 500 px: < 90% of 640
+    assert reduction(probe(_jpeg(_asymmetric(4000, 3000))), 512) == 8  # 500 px: ≥ 90% of 512
     assert reduction(probe(_jpeg(_asymmetric(1000, 700))), 640) == 1
     buf = io.BytesIO()
     Image.fromarray(_asymmetric(4000, 3000)).save(buf, "PNG")

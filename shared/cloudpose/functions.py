@@ -6,10 +6,10 @@ rendered. Each function image serves one of them; the local default serves both.
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
 from typing import Callable
 
+import pybase64
 from pydantic import BaseModel
 
 from .config import Settings
@@ -27,7 +27,7 @@ def render_json(request_id: str, image: Decoded, result: PoseResult, settings: S
 
 def render_annotated(request_id: str, image: Decoded, result: PoseResult, settings: Settings) -> dict:
     jpeg = encode_jpeg(draw(image.pixels, result), settings.jpeg_quality)
-    return {"id": request_id, "image": base64.b64encode(jpeg).decode("ascii")}
+    return {"id": request_id, "image": pybase64.b64encode(jpeg).decode("ascii")}
 
 
 @dataclass(frozen=True)

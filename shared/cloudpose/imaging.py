@@ -94,12 +94,16 @@ def decode(data: bytes, *, max_pixels: int, min_side: int) -> Decoded:
 
 
 def reduction(header: Header, min_side: int) -> int:
-    """Largest DCT scale factor that keeps the long side at least `min_side` (JPEG only)."""
+    """Largest DCT scale factor whose long side is at least 90% of `min_side` (JPEG only).
+
+    90%: a 4032-px photo decodes at 1/8 (504 px) for a 512 model, a ~2% enlargement in the letterbox,
+    rather than at 1/4 (1008 px) and a 2× reduction: less work, the same picture for the model.
+    """
     if header.format != "JPEG" or min_side <= 0:
         return 1
     long_side = max(header.width, header.height)
     for factor in (8, 4, 2):
-        if -(-long_side // factor) >= min_side:
+        if -(-long_side // factor) >= 0.9 * min_side:
             return factor
     return 1
 

@@ -13,8 +13,8 @@ per repetition (a "point"):
    replica count reaches its limit in about as many steps.
 2. confirm: max users = the first failing step's users − 1 (or the last step, at the cap); a run at that
    count, users started at --confirm-spawn-rate (1/s) and then held --confirm-hold seconds, must have no
-   failure; if it fails, step down (--down-step, default 4 % of the count) and confirm again (at most
-   --max-confirms runs).
+   failure; if it fails, step down (--down-step, default 4 % of the count, or the failed share of the
+   confirm if larger) and confirm again (at most --max-confirms runs).
 3. record the confirmed count with the average and p95 response time, requests/s and failures of the
    confirm run's hold, and which replica answered how many requests (X-Served-By).
 
@@ -119,8 +119,10 @@ def find_max_users(
     down_fraction: float = 0.04,
 ) -> Search:
     """Ramp until the first failure, then confirm first-failing-users − 1, stepping down while confirms fail:
-    by `down_step` users, or (0) by `down_fraction` of the count — the limit is a sharp edge (latency grows
-    linearly with users until it meets the timeout), so a few percent below is where to look."""
+    by `down_step` users, or (0) by `down_fraction` of the count or the confirm's failed share, whichever
+    is larger. The limit is a sharp edge (latency grows linearly with users until it meets the timeout),
+    so a few percent below is where to look; a confirm that failed a quarter of its requests was far past
+    it, and stepping down by that quarter saves several long confirm runs."""
     steps = sorted(ramp(), key=lambda s: s.users)
     if not steps:
         raise RuntimeError("the ramp recorded no requests")
@@ -131,7 +133,9 @@ def find_max_users(
         confirms.append(confirm(candidate))
         if not confirms[-1].failures:
             return Search(steps, confirms, candidate, first_failure is None, first_failure)
-        candidate -= max(1, down_step or math.ceil(candidate * down_fraction))
+        failed = confirms[-1]
+        share = failed.failures / failed.requests if failed.requests else down_fraction
+        candidate -= max(1, down_step or math.ceil(candidate * max(down_fraction, min(share, 0.5))))
     return Search(steps, confirms, None, first_failure is None, first_failure)
 
 
@@ -517,7 +521,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument(
         "--down-step", type=int, default=0, help="users fewer per failed confirm (per replica); 0: 4%% of the count"
     )
-    g.add_argument("--max-confirms", type=int, default=4)
+    g.add_argument("--max-confirms", type=int, default=6)
     g.add_argument("--cooldown", type=float, default=None, help="seconds between Locust runs (default: the timeout)")
     g.add_argument("--warmup", type=int, default=4, help="warm-up requests per replica after scaling")
     g = p.add_argument_group("runs")

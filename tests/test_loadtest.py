@@ -395,3 +395,19 @@ def test_short_experiment_on_swarm(tmp_path):
         if s["replicas"] == "2" and int(s["requests"]) >= 10:
             assert len(names) == 2, s
     assert is_png(out / "response-time-swarm-test.png") and (out / "table.md").exists()
+
+
+def test_search_steps_down_by_the_failed_share_when_far_past_the_edge():
+    """A confirm that failed a quarter of its requests steps down a quarter, not 4 %."""
+    confirmed: list[int] = []
+
+    def ramp() -> list[Step]:
+        return [Step(200, requests=600), Step(220, requests=300, failures=40)]
+
+    def confirm(users: int) -> Step:
+        confirmed.append(users)
+        failures = 0 if users <= 160 else 1000 if users > 200 else 10
+        return Step(users, requests=4000, failures=failures)
+
+    search = find_max_users(ramp, confirm, down_step=0, max_confirms=6)
+    assert confirmed == [219, 164, 157] and search.max_users == 157  # −25 %, then −4 % (10 of 4000 failed)

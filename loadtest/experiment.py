@@ -79,6 +79,7 @@ class Step:
     rps: float = 0.0
     served_by: dict[str, int] = field(default_factory=dict)
     reasons: dict[str, int] = field(default_factory=dict)
+    inference_ms: float = math.nan  # the servers' median model time (Server-Timing): the host's speed
 
 
 def steps_from_buckets(buckets: list[dict]) -> list[Step]:
@@ -95,6 +96,7 @@ def steps_from_buckets(buckets: list[dict]) -> list[Step]:
         if b["phase"] == "hold" or not s.hold_requests:
             s.hold_requests = b["requests"] if b["phase"] == "hold" else 0
             s.avg_ms, s.p50_ms, s.p95_ms, s.rps = b["avg_ms"], b["p50_ms"], b["p95_ms"], b["rps"]
+            s.inference_ms = b.get("inference_ms", math.nan)
     return [steps[u] for u in sorted(steps)]
 
 
@@ -342,7 +344,7 @@ def step_row(point: tuple, phase: str, step: Step, spawn_rate: float, raw: Path)
     return {**dict(zip(report.KEY, point)), "phase": phase, "users": step.users, "spawn_rate": spawn_rate,
             "requests": step.requests, "failures": step.failures, "hold_requests": step.hold_requests,
             "avg_ms": step.avg_ms, "p50_ms": step.p50_ms, "p95_ms": step.p95_ms, "rps": step.rps,
-            "served_by": step.served_by, "reasons": step.reasons, "started": datetime.now().isoformat(timespec="seconds"),
+            "inference_ms": step.inference_ms, "served_by": step.served_by, "reasons": step.reasons, "started": datetime.now().isoformat(timespec="seconds"),
             "raw": str(raw)}  # fmt: skip
 
 
@@ -371,7 +373,8 @@ def run_point(engine: Engine, args, point: tuple, plan: Plan, store: Store, disp
         report.write_csv(store.steps, report.STEP_FIELDS, [row], append=True)
         reason = f"  [red]{max(step.reasons, key=step.reasons.get)}[/]" if step.reasons else ""
         console.log(f"  {phase} {step.users:>4} users: {step.requests:>5} requests, {step.failures} failed, "
-                    f"avg {step.avg_ms:6.0f} ms, p95 {step.p95_ms:6.0f} ms, {step.rps:5.1f} req/s{reason}")  # fmt: skip
+                    f"avg {step.avg_ms:6.0f} ms, p95 {step.p95_ms:6.0f} ms, {step.rps:5.1f} req/s, "
+                    f"server inference {step.inference_ms:4.1f} ms{reason}")  # fmt: skip
 
     def ramp() -> list[Step]:
         display.set(
@@ -405,7 +408,8 @@ def run_point(engine: Engine, args, point: tuple, plan: Plan, store: Store, disp
         **dict(zip(report.KEY, point)), "max_users": search.max_users if search.max_users is not None else "",
         "confirmed": search.max_users is not None, "capped": search.capped, "first_failure_users": search.first_failure or "",
         "requests": result.requests, "failures": result.failures, "avg_ms": result.avg_ms, "p95_ms": result.p95_ms,
-        "rps": result.rps, "served_by": result.served_by, "replicas_serving": serving, "start_users": plan.start,
+        "rps": result.rps, "inference_ms": result.inference_ms, "served_by": result.served_by,
+        "replicas_serving": serving, "start_users": plan.start,
         "step_users": plan.step, "hold_s": plan.hold, "confirm_hold_s": plan.confirm_hold, "timeout_s": plan.timeout,
         "wait_min_s": args.wait_min, "wait_max_s": args.wait_max, "annotate_weight": args.annotate_weight,
         "finished": datetime.now().isoformat(timespec="seconds"),

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 import sys
 import time
 import uuid
@@ -108,11 +109,17 @@ class Recorder:
         self.buckets: dict[tuple[int, str], dict] = {}
         self.recent: deque[tuple[float, float, bool]] = deque()  # (end time, ms, failed), last 5 s
 
-    def add(self, users: int, phase: str, start: float, ms: float, error: str | None, served_by: str | None) -> None:
+    def add(
+        self, users: int, phase: str, start: float, ms: float, error: str | None, served_by: str | None,
+        inference_ms: float | None = None,
+    ) -> None:  # fmt: skip
         b = self.buckets.setdefault(
             (users, phase),
-            {"times": [], "failures": 0, "reasons": Counter(), "served_by": Counter(), "first": start, "last": start},
-        )
+            {"times": [], "failures": 0, "reasons": Counter(), "served_by": Counter(), "first": start, "last": start,
+             "inference": []},
+        )  # fmt: skip
+        if inference_ms is not None:
+            b["inference"].append(inference_ms)
         b["times"].append(ms)
         b["first"], b["last"] = min(b["first"], start), max(b["last"], start)
         if error:
@@ -140,6 +147,7 @@ class Recorder:
                 "users": k[0], "phase": k[1], "requests": n, "failures": b["failures"],
                 "avg_ms": sum(times) / n, "p50_ms": percentile(times, 0.5), "p95_ms": percentile(times, 0.95),
                 "max_ms": times[-1], "rps": rps, "span_s": span,
+                "inference_ms": percentile(sorted(b["inference"]), 0.5) if b["inference"] else math.nan,
                 "served_by": dict(b["served_by"]), "reasons": dict(b["reasons"].most_common(5)),
             })  # fmt: skip
         return sorted(out, key=lambda b: (b["users"], b["phase"]))
@@ -153,6 +161,8 @@ class Recorder:
 
 
 RECORDER = Recorder()
+# The server's own inference time per request (Server-Timing): if it rises, the host got slower, not the method.
+INFERENCE = re.compile(r"inference;dur=([0-9.]+)")
 LIVE: list[gevent.Greenlet] = []
 
 
@@ -166,10 +176,12 @@ def _write(path: str, data: object) -> None:
 def _record(context: dict, start_time: float, response_time: float, exception=None, response=None, **_) -> None:
     if "users" not in context:
         return
-    served_by = response.headers.get("X-Served-By") if response is not None and response.headers else None
+    headers = response.headers if response is not None and response.headers else {}
+    timing = INFERENCE.search(headers.get("Server-Timing") or "")
     RECORDER.add(
-        context["users"], context["phase"], start_time, response_time, str(exception) if exception else None, served_by
-    )
+        context["users"], context["phase"], start_time, response_time, str(exception) if exception else None,
+        headers.get("X-Served-By"), float(timing.group(1)) if timing else None,
+    )  # fmt: skip
 
 
 @events.test_start.add_listener

@@ -29,11 +29,11 @@ ROOT = Path(__file__).resolve().parents[1]
 KEY = ("engine", "client", "replicas", "repetition")
 STEP_FIELDS = [
     *KEY, "phase", "users", "spawn_rate", "requests", "failures", "hold_requests", "avg_ms", "p50_ms", "p95_ms",
-    "rps", "served_by", "reasons", "started", "raw",
+    "rps", "inference_ms", "served_by", "reasons", "started", "raw",
 ]  # fmt: skip
 RESULT_FIELDS = [
     *KEY, "max_users", "confirmed", "capped", "first_failure_users", "requests", "failures", "avg_ms", "p95_ms", "rps",
-    "served_by", "replicas_serving", "start_users", "step_users", "hold_s", "confirm_hold_s", "timeout_s",
+    "inference_ms", "served_by", "replicas_serving", "start_users", "step_users", "hold_s", "confirm_hold_s", "timeout_s",
     "wait_min_s", "wait_max_s", "annotate_weight", "finished",
 ]  # fmt: skip
 
@@ -149,8 +149,8 @@ def table(results: list[dict]) -> str:
             out.append(f"| {n} | " + " | ".join(cells) + " |")
         out += [
             "",
-            "| replicas | client | runs | max users per run | first failure at (users) | p95 (ms) | requests/s | replica share |",
-            "| ---: | --- | ---: | --- | --- | ---: | ---: | --- |",
+            "| replicas | client | runs | max users per run | first failure at (users) | p95 (ms) | requests/s | server inference (ms) | replica share |",
+            "| ---: | --- | ---: | --- | --- | ---: | ---: | ---: | --- |",
         ]
         for (n, c), g in sorted(group.items()):
             per_run = ", ".join(
@@ -165,7 +165,8 @@ def table(results: list[dict]) -> str:
             ok = [r for r in g if r["confirmed"] == "True"]
             out.append(
                 f"| {n} | {c} | {len(g)} | {per_run} | {', '.join(r['first_failure_users'] or '—' for r in g)} | "
-                f"{spread([num(r, 'p95_ms') for r in ok])} | {spread([num(r, 'rps') for r in ok], 1)} | {share(dict(served))} |"
+                f"{spread([num(r, 'p95_ms') for r in ok])} | {spread([num(r, 'rps') for r in ok], 1)} | "
+                f"{spread([num(r, 'inference_ms') for r in ok], 1)} | {share(dict(served))} |"
             )
         out.append("")
     return "\n".join(out)

@@ -35,6 +35,7 @@ import math
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -52,7 +53,7 @@ from rich.table import Table
 
 from . import report
 from .engines import Engine
-from .payload import DATA, PATHS, load_bodies
+from .payload import DATA, PATHS, load_bodies, server_inference_ms
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
@@ -139,6 +140,16 @@ def find_max_users(
         share = failed.failures / failed.requests if failed.requests else down_fraction
         candidate -= max(1, down_step or math.ceil(candidate * max(down_fraction, min(share, 0.5))))
     return Search(steps, confirms, None, first_failure is None, first_failure)
+
+
+def host_slowdown(idle_ms: float, loaded_ms: list[float]) -> float:
+    """The median of the point's per-step model times over the idle probe's (nan if either is unknown).
+    Each replica runs one inference at a time, so load alone leaves the model time where the probe found it;
+    a rise means the CPU itself got slower."""
+    loaded = [v for v in loaded_ms if not math.isnan(v)]
+    if not loaded or math.isnan(idle_ms) or idle_ms <= 0:
+        return math.nan
+    return statistics.median(loaded) / idle_ms
 
 
 # --- Locust --------------------------------------------------------------------------------------------------
@@ -298,13 +309,17 @@ def make_engine(args: argparse.Namespace) -> Engine:
     return OpenFaasEngine(args.node, functions, gateway=args.openfaas_url or None)
 
 
+def _pose_json_endpoint(engine: Engine, args: argparse.Namespace) -> tuple[str, dict[str, str]]:
+    if hasattr(engine, "endpoint"):
+        return engine.endpoint("pose-json")
+    return engine.base_url + PATHS[args.paths][0], {}
+
+
 def warm_up(engine: Engine, args: argparse.Namespace, replicas: int) -> dict[str, int]:
     """`--warmup` requests per replica, as many at once as replicas: every replica runs its first inferences
     (slow: lazy initialisation) before anything is measured. Returns who answered."""
     bodies = load_bodies(Path(args.images))[: max(1, args.warmup * replicas)]
-    url, headers = (
-        engine.endpoint("pose-json") if hasattr(engine, "endpoint") else (engine.base_url + PATHS[args.paths][0], {})
-    )
+    url, headers = _pose_json_endpoint(engine, args)
     served: dict[str, int] = {}
 
     def post(i: int) -> None:
@@ -317,6 +332,23 @@ def warm_up(engine: Engine, args: argparse.Namespace, replicas: int) -> dict[str
     with ThreadPoolExecutor(max_workers=replicas) as pool:
         list(pool.map(post, range(args.warmup * replicas)))
     return served
+
+
+def probe_inference(engine: Engine, args: argparse.Namespace, replicas: int, per_replica: int = 4) -> float:
+    """The servers' median model time (Server-Timing) over requests sent one at a time: the host's speed
+    when nothing else runs. A point whose model time under load is well above it ran on a slower host
+    (another tenant, a busy hypervisor) and says nothing about the method: the table flags it."""
+    bodies = load_bodies(Path(args.images))
+    url, headers = _pose_json_endpoint(engine, args)
+    times = []
+    with httpx.Client(timeout=60, headers={"Content-Type": "application/json", **headers}) as client:
+        for i in range(per_replica * replicas):
+            r = client.post(url, content=b'{"id":"probe-%d","image":"%s"}' % (i, bodies[i % len(bodies)]))
+            r.raise_for_status()
+            ms = server_inference_ms(r.headers.get("Server-Timing"))
+            if ms is not None:
+                times.append(ms)
+    return statistics.median(times) if times else math.nan
 
 
 # --- the runner ----------------------------------------------------------------------------------------------
@@ -360,9 +392,15 @@ def run_point(engine: Engine, args, point: tuple, plan: Plan, store: Store, disp
     ]  # fmt: skip
     overhead = 60 + plan.timeout  # the bound on Locust's start and stop
     runs = [0]
+    if cool_first:
+        display.set(phase=f"cooldown {plan.cooldown:g} s", live="")
+        time.sleep(plan.cooldown)
+    display.set(phase="probe: the servers' model time, one request at a time", live="")
+    idle_ms = probe_inference(engine, args, replicas)
+    console.log(f"  probe: server inference {idle_ms:.1f} ms with one request at a time")
 
     def locust(name: str, extra: list[str], seconds: float) -> list[Step]:
-        if runs[0] or cool_first:
+        if runs[0]:
             display.set(phase=f"cooldown {plan.cooldown:g} s", live="")
             time.sleep(plan.cooldown)
         runs[0] += 1
@@ -402,6 +440,10 @@ def run_point(engine: Engine, args, point: tuple, plan: Plan, store: Store, disp
 
     search = find_max_users(ramp, confirm, plan.down_step, plan.max_confirms)
     result = search.result or Step(0)
+    slowdown = host_slowdown(idle_ms, [s.inference_ms for s in (*search.steps, *search.confirms)])
+    if slowdown > report.SLOWDOWN_LIMIT:
+        console.log(f"  [yellow]the servers' model time under load was {slowdown:.1f}× the probe's: the host was "
+                    f"slower during this point than the method explains; measure it again (--redo)[/]")  # fmt: skip
     names = engine.replica_names()
     serving = len([n for n in names if result.served_by.get(n)]) if names else len(result.served_by)
     return {
@@ -409,7 +451,7 @@ def run_point(engine: Engine, args, point: tuple, plan: Plan, store: Store, disp
         "confirmed": search.max_users is not None, "capped": search.capped, "first_failure_users": search.first_failure or "",
         "requests": result.requests, "failures": result.failures, "avg_ms": result.avg_ms, "p95_ms": result.p95_ms,
         "rps": result.rps, "inference_ms": result.inference_ms, "served_by": result.served_by,
-        "replicas_serving": serving, "start_users": plan.start,
+        "idle_inference_ms": idle_ms, "host_slowdown": slowdown, "replicas_serving": serving, "start_users": plan.start,
         "step_users": plan.step, "hold_s": plan.hold, "confirm_hold_s": plan.confirm_hold, "timeout_s": plan.timeout,
         "wait_min_s": args.wait_min, "wait_max_s": args.wait_max, "annotate_weight": args.annotate_weight,
         "finished": datetime.now().isoformat(timespec="seconds"),

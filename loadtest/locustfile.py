@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import math
 import random
-import re
 import sys
 import time
 import uuid
@@ -34,10 +33,14 @@ import gevent
 from locust import FastHttpUser, between, events, task
 
 try:
-    from loadtest.payload import DATA, PATHS, body, check_annotate, check_json, load_bodies, percentile
+    from loadtest.payload import (
+        DATA, PATHS, body, check_annotate, check_json, load_bodies, percentile, server_inference_ms,
+    )
 except ImportError:  # locust -f loadtest/locustfile.py from a clone where the package is not installed
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from loadtest.payload import DATA, PATHS, body, check_annotate, check_json, load_bodies, percentile
+    from loadtest.payload import (
+        DATA, PATHS, body, check_annotate, check_json, load_bodies, percentile, server_inference_ms,
+    )
 
 try:
     from orjson import loads
@@ -161,8 +164,6 @@ class Recorder:
 
 
 RECORDER = Recorder()
-# The server's own inference time per request (Server-Timing): if it rises, the host got slower, not the method.
-INFERENCE = re.compile(r"inference;dur=([0-9.]+)")
 LIVE: list[gevent.Greenlet] = []
 
 
@@ -177,10 +178,9 @@ def _record(context: dict, start_time: float, response_time: float, exception=No
     if "users" not in context:
         return
     headers = response.headers if response is not None and response.headers else {}
-    timing = INFERENCE.search(headers.get("Server-Timing") or "")
     RECORDER.add(
         context["users"], context["phase"], start_time, response_time, str(exception) if exception else None,
-        headers.get("X-Served-By"), float(timing.group(1)) if timing else None,
+        headers.get("X-Served-By"), server_inference_ms(headers.get("Server-Timing")),
     )  # fmt: skip
 
 

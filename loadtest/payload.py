@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import math
 import os
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,3 +66,13 @@ def check_annotate(answer: object, request_id: str) -> str | None:
 def percentile(ordered: list[float], q: float) -> float:
     """Nearest-rank percentile of sorted values (nan if none)."""
     return ordered[max(0, math.ceil(q * len(ordered)) - 1)] if ordered else math.nan
+
+
+# The server's own model time per request (Server-Timing): if it rises under load, the host got slower, not the method.
+_INFERENCE = re.compile(r"inference;dur=([0-9.]+)")
+
+
+def server_inference_ms(server_timing: str | None) -> float | None:
+    """The `inference` duration of a Server-Timing header, in ms (None without one)."""
+    found = _INFERENCE.search(server_timing or "")
+    return float(found.group(1)) if found else None

@@ -33,9 +33,12 @@ STEP_FIELDS = [
 ]  # fmt: skip
 RESULT_FIELDS = [
     *KEY, "max_users", "confirmed", "capped", "first_failure_users", "requests", "failures", "avg_ms", "p95_ms", "rps",
-    "inference_ms", "served_by", "replicas_serving", "start_users", "step_users", "hold_s", "confirm_hold_s", "timeout_s",
-    "wait_min_s", "wait_max_s", "annotate_weight", "finished",
+    "inference_ms", "served_by", "idle_inference_ms", "host_slowdown", "replicas_serving", "start_users",
+    "step_users", "hold_s", "confirm_hold_s", "timeout_s", "wait_min_s", "wait_max_s", "annotate_weight", "finished",
 ]  # fmt: skip
+# A point whose servers' model time under load exceeds the idle probe's by this factor ran on a slower host:
+# one inference at a time per replica keeps it flat under load on a quiet host (measured 0.9–1.1×).
+SLOWDOWN_LIMIT = 1.5
 
 
 # --- CSV -----------------------------------------------------------------------------------------------------
@@ -118,6 +121,15 @@ def _values(rows: list[dict], *fields: str) -> str:
     return " / ".join(sorted({"–".join(r[f] for f in fields) for r in rows}))
 
 
+def _slowdowns(rows: list[dict]) -> str:
+    """Each run's host_slowdown, flagged past the limit ("—" for runs measured before the probe existed)."""
+    cells = []
+    for r in rows:
+        value = num(r, "host_slowdown")
+        cells.append("—" if math.isnan(value) else f"{value:.2f}×" + (" ⚠" if value > SLOWDOWN_LIMIT else ""))
+    return ", ".join(cells)
+
+
 def table(results: list[dict]) -> str:
     """Markdown: per engine, the seed's shape (replicas × client location), then one detail row per point."""
     out = []
@@ -149,8 +161,9 @@ def table(results: list[dict]) -> str:
             out.append(f"| {n} | " + " | ".join(cells) + " |")
         out += [
             "",
-            "| replicas | client | runs | max users per run | first failure at (users) | p95 (ms) | requests/s | server inference (ms) | replica share |",
-            "| ---: | --- | ---: | --- | --- | ---: | ---: | ---: | --- |",
+            "| replicas | client | runs | max users per run | first failure at (users) | p95 (ms) | requests/s "
+            "| server inference (ms) | loaded / idle model time | replica share |",
+            "| ---: | --- | ---: | --- | --- | ---: | ---: | ---: | --- | --- |",
         ]
         for (n, c), g in sorted(group.items()):
             per_run = ", ".join(
@@ -166,8 +179,17 @@ def table(results: list[dict]) -> str:
             out.append(
                 f"| {n} | {c} | {len(g)} | {per_run} | {', '.join(r['first_failure_users'] or '—' for r in g)} | "
                 f"{spread([num(r, 'p95_ms') for r in ok])} | {spread([num(r, 'rps') for r in ok], 1)} | "
-                f"{spread([num(r, 'inference_ms') for r in ok], 1)} | {share(dict(served))} |"
+                f"{spread([num(r, 'inference_ms') for r in ok], 1)} | {_slowdowns(g)} | {share(dict(served))} |"
             )
+        slow = [r for r in rows if num(r, "host_slowdown") > SLOWDOWN_LIMIT]
+        if slow:
+            out += [""] + [
+                f"⚠ {r['replicas']} replica(s), {r['client']}, run {r['repetition']}: the servers' model time under "
+                f"load was {num(r, 'host_slowdown'):.1f}× the idle probe's ({num(r, 'idle_inference_ms'):.1f} ms). "
+                "Each replica runs one inference at a time, so load alone does not do that: the host was slower "
+                "during this run (another tenant, a busy hypervisor). Measure it again (`--redo`) before using it."
+                for r in slow
+            ]
         out.append("")
     return "\n".join(out)
 

@@ -22,9 +22,11 @@ from loadtest.engines import Engine
 from loadtest.engines.knative import KnativeEngine
 from loadtest.engines.kubectl import KubectlEngine
 from loadtest.engines.openfaas import OpenFaasEngine
-from loadtest.experiment import Step, find_max_users, make_engine, parse_args, plan_for, steps_from_buckets
+from loadtest.experiment import (
+    Step, find_max_users, host_slowdown, make_engine, parse_args, plan_for, steps_from_buckets,
+)
 from loadtest.nginx import render_config, render_upstreams
-from loadtest.payload import check_annotate, check_json, percentile
+from loadtest.payload import check_annotate, check_json, percentile, server_inference_ms
 
 from .conftest import DATA, LOAD_128, ROOT
 
@@ -237,6 +239,32 @@ def test_report_merges_client_locations(tmp_path):
     assert len(report.read_csv(tmp_path / "m" / "results.csv")) == 4
 
 
+def test_server_inference_is_read_from_server_timing():
+    header = "queue;dur=0.4, decode;dur=2.1, preprocess;dur=1.5, inference;dur=18.25, postprocess;dur=0.3"
+    assert server_inference_ms(header) == 18.25
+    assert server_inference_ms(None) is None and server_inference_ms("total;dur=30") is None
+
+
+def test_host_slowdown_compares_loaded_model_time_with_the_idle_probe():
+    assert host_slowdown(20.0, [19.0, 21.0, 22.0, math.nan]) == pytest.approx(21.0 / 20.0)
+    assert host_slowdown(20.0, [70.0, 75.0, 84.0]) == pytest.approx(3.75)
+    assert math.isnan(host_slowdown(math.nan, [20.0]))
+    assert math.isnan(host_slowdown(20.0, [math.nan]))
+
+
+def test_report_flags_a_point_measured_on_a_slowed_host(tmp_path):
+    fake_results(tmp_path, "master", {1: [40], 2: [90]})
+    rows = report.read_csv(tmp_path / "results.csv")
+    rows[0] |= {"idle_inference_ms": "20", "host_slowdown": "3.6"}  # 1 replica: the host slowed down
+    rows[1] |= {"idle_inference_ms": "20", "host_slowdown": "1.05"}
+    report.write_csv(tmp_path / "results.csv", report.RESULT_FIELDS, rows)
+    report.write_report([tmp_path], tmp_path)
+    text = (tmp_path / "table.md").read_text()
+    assert "| 3.60× ⚠ |" in text and "| 1.05× |" in text
+    warnings = [line for line in text.splitlines() if line.startswith("⚠")]
+    assert len(warnings) == 1 and warnings[0].startswith("⚠ 1 replica(s), master, run 1") and "3.6×" in warnings[0]
+
+
 def test_counts_round_trip():
     assert report.counts(report.fmt({"b=x": 2, "a;y": 1})) == {"a,y": 1, "b:x": 2}
 
@@ -341,6 +369,8 @@ def test_short_experiment_on_the_local_engine(tmp_path):
             assert f"| {n} | {m} | {float(r['avg_ms']):.0f} |" in table  # the table is the CSV's
             served = report.counts(r["served_by"])
             assert len(served) == n and all(name.startswith("local-pose-json-") for name in served), served
+        idle = float(r["idle_inference_ms"])  # the probe's model time: the servers' own, one request at a time
+        assert 1 < idle < 2000 and float(r["host_slowdown"]) > 0, r
     two = next(r for r in results if r["replicas"] == "2")
     if two["confirmed"] == "True":
         assert int(two["replicas_serving"]) == 2

@@ -13,8 +13,9 @@ per repetition (a "point"):
    replica count reaches its limit in about as many steps.
 2. confirm: max users = the first failing step's users − 1 (or the last step, at the cap); a run at that
    count, users started at --confirm-spawn-rate (1/s) and then held --confirm-hold seconds, must have no
-   failure; if it fails, step down (--down-step, default 4 % of the count, or the failed share of the
-   confirm if larger) and confirm again (at most --max-confirms runs).
+   failure; if it fails, step down (--down-step, default 4 % of the count; straight to throughput ×
+   (timeout + mean think time) if the confirm was further past the edge) and confirm again (at most
+   --max-confirms runs).
 3. record the confirmed count with the average and p95 response time, requests/s and failures of the
    confirm run's hold, and which replica answered how many requests (X-Served-By).
 
@@ -120,12 +121,15 @@ def find_max_users(
     down_step: int,
     max_confirms: int,
     down_fraction: float = 0.04,
+    cycle_s: float = 0.0,
 ) -> Search:
     """Ramp until the first failure, then confirm first-failing-users − 1, stepping down while confirms fail:
-    by `down_step` users, or (0) by `down_fraction` of the count or the confirm's failed share, whichever
-    is larger. The limit is a sharp edge (latency grows linearly with users until it meets the timeout),
-    so a few percent below is where to look; a confirm that failed a quarter of its requests was far past
-    it, and stepping down by that quarter saves several long confirm runs."""
+    by `down_step` users, or (0) by `down_fraction` of the count. The limit is a sharp edge: in a closed loop
+    every user waits about users / throughput − think time, so latency grows linearly with users until it
+    meets the timeout, and a few percent below is where to look. How many requests a confirm failed says
+    little about how far past the edge it was (at the edge a quarter may time out), but its throughput does:
+    with `cycle_s` = timeout + mean think time, no more than throughput × cycle_s users can be answered in
+    time, so a confirm far past that steps straight down to it."""
     steps = sorted(ramp(), key=lambda s: s.users)
     if not steps:
         raise RuntimeError("the ramp recorded no requests")
@@ -137,8 +141,9 @@ def find_max_users(
         if not confirms[-1].failures:
             return Search(steps, confirms, candidate, first_failure is None, first_failure)
         failed = confirms[-1]
-        share = failed.failures / failed.requests if failed.requests else down_fraction
-        candidate -= max(1, down_step or math.ceil(candidate * max(down_fraction, min(share, 0.5))))
+        below = candidate - max(1, down_step or math.ceil(candidate * down_fraction))
+        capacity = math.floor(failed.rps * cycle_s) if cycle_s > 0 and failed.rps > 0 else below
+        candidate = min(below, capacity)
     return Search(steps, confirms, None, first_failure is None, first_failure)
 
 
@@ -438,7 +443,8 @@ def run_point(engine: Engine, args, point: tuple, plan: Plan, store: Store, disp
         record("confirm", step, plan.confirm_spawn_rate, f"confirm-{users}")
         return step
 
-    search = find_max_users(ramp, confirm, plan.down_step, plan.max_confirms)
+    cycle_s = plan.timeout + (args.wait_min + args.wait_max) / 2
+    search = find_max_users(ramp, confirm, plan.down_step, plan.max_confirms, cycle_s=cycle_s)
     result = search.result or Step(0)
     slowdown = host_slowdown(idle_ms, [s.inference_ms for s in (*search.steps, *search.confirms)])
     if slowdown > report.SLOWDOWN_LIMIT:

@@ -427,17 +427,20 @@ def test_short_experiment_on_swarm(tmp_path):
     assert is_png(out / "response-time-swarm-test.png") and (out / "table.md").exists()
 
 
-def test_search_steps_down_by_the_failed_share_when_far_past_the_edge():
-    """A confirm that failed a quarter of its requests steps down a quarter, not 4 %."""
+def test_search_steps_down_to_what_the_throughput_can_answer_in_time():
+    """A confirm far past the edge steps straight down to throughput × (timeout + think); one just past it,
+    however many requests it failed (at the edge a quarter may time out), steps down 4 %."""
     confirmed: list[int] = []
 
     def ramp() -> list[Step]:
-        return [Step(200, requests=600), Step(220, requests=300, failures=40)]
+        return [Step(300, requests=600), Step(320, requests=300, failures=40)]
 
-    def confirm(users: int) -> Step:
+    def confirm(users: int) -> Step:  # a server of 20 requests/s, 10 s timeout, 1.5 s mean think: edge at 230
         confirmed.append(users)
-        failures = 0 if users <= 160 else 1000 if users > 200 else 10
-        return Step(users, requests=4000, failures=failures)
+        return Step(users, requests=1200, failures=0 if users <= 221 else 300, rps=20.0)
 
-    search = find_max_users(ramp, confirm, down_step=0, max_confirms=6)
-    assert confirmed == [219, 164, 157] and search.max_users == 157  # −25 %, then −4 % (10 of 4000 failed)
+    search = find_max_users(ramp, confirm, down_step=0, max_confirms=6, cycle_s=11.5)
+    assert confirmed == [319, 230, 220] and search.max_users == 220  # 20 × 11.5 = 230, then −4 %
+    confirmed.clear()
+    slow = find_max_users(ramp, confirm, down_step=0, max_confirms=6)  # without it: 4 % steps, six runs short
+    assert confirmed == [319, 306, 293, 281, 269, 258] and slow.max_users is None

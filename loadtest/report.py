@@ -51,8 +51,15 @@ def read_csv(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+def read_header(path: Path) -> list[str]:
+    with path.open(newline="") as f:
+        return next(csv.reader(f), [])
+
+
 def write_csv(path: Path, fields: Sequence[str], rows: Iterable[dict], append: bool = False) -> None:
     new = not (append and path.exists())
+    if not new and read_header(path) != list(fields):  # written by another version: rewrite in today's columns
+        rows, new = [*read_csv(path), *rows], True
     with path.open("w" if new else "a", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(fields), extrasaction="ignore")
         if new:

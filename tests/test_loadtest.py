@@ -265,6 +265,18 @@ def test_report_flags_a_point_measured_on_a_slowed_host(tmp_path):
     assert len(warnings) == 1 and warnings[0].startswith("⚠ 1 replica(s), master, run 1") and "3.6×" in warnings[0]
 
 
+def test_resuming_a_folder_written_by_an_older_version_keeps_columns_aligned(tmp_path):
+    path, old_fields = tmp_path / "results.csv", [f for f in report.RESULT_FIELDS if "idle" not in f and "slow" not in f]
+    report.write_csv(path, old_fields, [{"engine": "local", "client": "a", "replicas": 1, "repetition": 1,
+                                         "max_users": 210, "replicas_serving": 1}])  # fmt: skip
+    report.write_csv(path, report.RESULT_FIELDS, [{"engine": "local", "client": "a", "replicas": 2, "repetition": 1,
+                     "max_users": 422, "idle_inference_ms": 18.2, "replicas_serving": 2}], append=True)  # fmt: skip
+    rows = report.read_csv(path)
+    assert [(r["max_users"], r["replicas_serving"], r["idle_inference_ms"]) for r in rows] == [
+        ("210", "1", ""), ("422", "2", "18.2")
+    ]
+
+
 def test_counts_round_trip():
     assert report.counts(report.fmt({"b=x": 2, "a;y": 1})) == {"a,y": 1, "b:x": 2}
 

@@ -31,6 +31,7 @@ skips the points in results.csv (--redo measures them again); a point interrupte
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -54,7 +55,7 @@ from rich.table import Table
 
 from . import report
 from .engines import Engine
-from .payload import DATA, PATHS, load_bodies, server_inference_ms
+from .payload import DATA, PATHS, body, load_bodies, server_inference_ms
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
@@ -314,6 +315,9 @@ def make_engine(args: argparse.Namespace) -> Engine:
     return OpenFaasEngine(args.node, functions, gateway=args.openfaas_url or None)
 
 
+_bodies = functools.lru_cache(maxsize=1)(load_bodies)  # warm-up and probes reuse one read of the folder
+
+
 def _pose_json_endpoint(engine: Engine, args: argparse.Namespace) -> tuple[str, dict[str, str]]:
     if hasattr(engine, "endpoint"):
         return engine.endpoint("pose-json")
@@ -323,13 +327,13 @@ def _pose_json_endpoint(engine: Engine, args: argparse.Namespace) -> tuple[str, 
 def warm_up(engine: Engine, args: argparse.Namespace, replicas: int) -> dict[str, int]:
     """`--warmup` requests per replica, as many at once as replicas: every replica runs its first inferences
     (slow: lazy initialisation) before anything is measured. Returns who answered."""
-    bodies = load_bodies(Path(args.images))[: max(1, args.warmup * replicas)]
+    bodies = _bodies(Path(args.images))
     url, headers = _pose_json_endpoint(engine, args)
     served: dict[str, int] = {}
 
     def post(i: int) -> None:
-        payload = b'{"id":"warmup-%d","image":"%s"}' % (i, bodies[i % len(bodies)])
-        r = httpx.post(url, content=payload, headers={"Content-Type": "application/json", **headers}, timeout=120)
+        r = httpx.post(url, content=body(bodies[i % len(bodies)], f"warmup-{i}"),
+                       headers={"Content-Type": "application/json", **headers}, timeout=120)  # fmt: skip
         r.raise_for_status()
         name = r.headers.get("X-Served-By", "?")
         served[name] = served.get(name, 0) + 1
@@ -343,12 +347,12 @@ def probe_inference(engine: Engine, args: argparse.Namespace, replicas: int, per
     """The servers' median model time (Server-Timing) over requests sent one at a time: the host's speed
     when nothing else runs. A point whose model time under load is well above it ran on a slower host
     (another tenant, a busy hypervisor) and says nothing about the method: the table flags it."""
-    bodies = load_bodies(Path(args.images))
+    bodies = _bodies(Path(args.images))
     url, headers = _pose_json_endpoint(engine, args)
     times = []
     with httpx.Client(timeout=60, headers={"Content-Type": "application/json", **headers}) as client:
         for i in range(per_replica * replicas):
-            r = client.post(url, content=b'{"id":"probe-%d","image":"%s"}' % (i, bodies[i % len(bodies)]))
+            r = client.post(url, content=body(bodies[i % len(bodies)], f"probe-{i}"))
             r.raise_for_status()
             ms = server_inference_ms(r.headers.get("Server-Timing"))
             if ms is not None:
@@ -397,17 +401,20 @@ def run_point(engine: Engine, args, point: tuple, plan: Plan, store: Store, disp
     ]  # fmt: skip
     overhead = 60 + plan.timeout  # the bound on Locust's start and stop
     runs = [0]
-    if cool_first:
+
+    def cool_down() -> None:
         display.set(phase=f"cooldown {plan.cooldown:g} s", live="")
         time.sleep(plan.cooldown)
+
+    if cool_first:
+        cool_down()
     display.set(phase="probe: the servers' model time, one request at a time", live="")
     idle_ms = probe_inference(engine, args, replicas)
     console.log(f"  probe: server inference {idle_ms:.1f} ms with one request at a time")
 
     def locust(name: str, extra: list[str], seconds: float) -> list[Step]:
         if runs[0]:
-            display.set(phase=f"cooldown {plan.cooldown:g} s", live="")
-            time.sleep(plan.cooldown)
+            cool_down()
         runs[0] += 1
         return run_locust(name, raw, [*extra, *common], seconds + overhead, display)
 

@@ -39,6 +39,17 @@ def test_exif_orientation_matches_pillow(orientation):
     assert np.abs(got.pixels.astype(int) - expected.astype(int)).mean() < 2
 
 
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_png_exif_orientation_is_honoured_without_decoding_in_the_probe(orientation):
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buf = io.BytesIO()
+    Image.fromarray(_asymmetric()).save(buf, "PNG", exif=exif)
+    expected = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(buf.getvalue()))))[..., ::-1]
+    got = decode(buf.getvalue(), max_pixels=10**8, min_side=0)
+    assert np.array_equal(got.pixels, expected)
+
+
 @pytest.mark.parametrize("orientation", [1, 6, 8])
 def test_reduced_decode_keeps_orientation_and_original_frame(orientation):
     data = _jpeg(_asymmetric(2600, 1400), orientation)

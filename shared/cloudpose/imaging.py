@@ -110,7 +110,16 @@ def reduction(header: Header, min_side: int) -> int:
 
 def _orientation(im: Image.Image) -> int:
     try:
-        value = int(im.getexif().get(0x0112, 1))
+        if im.format == "PNG":
+            # Pillow's PNG getexif() decodes the whole image to look for an eXIf chunk after the pixels:
+            # a decompression bomb would be inflated here, before the pixel limit. Only a chunk seen in
+            # the header counts.
+            exif = Image.Exif()
+            if raw := im.info.get("exif"):
+                exif.load(raw)
+        else:
+            exif = im.getexif()
+        value = int(exif.get(0x0112, 1))
     except Exception:  # a broken EXIF block must not make a good image unreadable
         return 1
     return value if 1 <= value <= 8 else 1

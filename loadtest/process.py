@@ -39,7 +39,7 @@ def wait_ready(url: str, proc: subprocess.Popen | None = None, timeout: float = 
             r = httpx.get(f"{url}/_/ready", timeout=2)
             if r.status_code == 200:
                 model = r.json().get("model") or {}
-                if len(model.get("serving_shapes") or ()) == len(model.get("shapes") or ()):
+                if model and len(model.get("serving_shapes") or ()) == len(model.get("shapes") or ()):
                     return r.json()
         except httpx.HTTPError:
             pass

@@ -300,20 +300,20 @@ def _add_health(app: FastAPI, state: State, functions: list[Function]) -> None:
 
     @app.get("/_/ready", tags=["health"], summary="Ready (the model is loaded); also the model and the limits")
     def ready() -> Response:
-        s = state.settings
+        s, ready = state.settings, state.ready  # read once: the model may turn ready while this runs
         body = {
-            "status": "ready" if state.ready else ("failed" if state.load_error else "loading"),
+            "status": "ready" if ready else ("failed" if state.load_error else "loading"),
             "error": state.load_error,
             "host": HOST,
             "functions": {fn.name: [fn.course_path, fn.gateway_path] for fn in functions},
-            "model": state.model.describe() if state.ready else None,
+            "model": state.model.describe() if ready else None,
             "limits": {"max_body_bytes": s.max_body_bytes, "max_pixels": s.max_pixels, "max_batch": s.max_batch},
             "inflight": s.inflight,
             "threads": s.threads,
             "requests": {"served": state.served, "abandoned": state.abandoned, "in_progress": state.in_system},
             "uptime_s": round(time.monotonic() - state.started, 3),
         }
-        return Response(orjson.dumps(body), status_code=200 if state.ready else 503, media_type="application/json")
+        return Response(orjson.dumps(body), status_code=200 if ready else 503, media_type="application/json")
 
 
 def _responses(fn: Function) -> dict:

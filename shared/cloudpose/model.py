@@ -16,7 +16,7 @@ import numpy as np
 from .config import Settings
 from .imaging import Decoded
 from .postprocess import postprocess
-from .preprocess import Letterbox, prepare
+from .preprocess import PAD_VALUE, Letterbox, prepare, to_tensor
 from .result import PoseResult
 from .variants import Variant
 
@@ -57,15 +57,24 @@ class PoseModel(ABC):
 
     @abstractmethod
     def predict(self, tensor: np.ndarray) -> np.ndarray:
-        """NCHW float32 → raw head output (1, 56, anchors)."""
+        """Model input (see `to_input`) → raw head output (1, 56, anchors)."""
+
+    def to_input(self, letterboxed: np.ndarray) -> np.ndarray:
+        """Letterboxed HxWx3 BGR uint8 → what `predict` takes: NCHW float32 RGB in 0–1 unless overridden."""
+        return to_tensor(letterboxed)
+
+    def blank(self, width: int, height: int) -> np.ndarray:
+        """A grey model input of one shape, for warm-up."""
+        return self.to_input(np.full((height, width, 3), PAD_VALUE, np.uint8))
 
     def warmup(self) -> None:
         """Run each input shape once, so the first request is not the slow one."""
         for w, h in self.shapes or self.variant.warmup_shapes():
-            self.predict(np.full((1, 3, h, w), 114 / 255, np.float32))
+            self.predict(self.blank(w, h))
 
     def preprocess(self, img: np.ndarray) -> tuple[np.ndarray, Letterbox]:
-        return prepare(img, self.variant.imgsz, shapes=self.shapes)
+        letterboxed, box = prepare(img, self.variant.imgsz, shapes=self.shapes)
+        return self.to_input(letterboxed), box
 
     def postprocess(self, raw: np.ndarray, box: Letterbox, image: Decoded) -> PoseResult:
         s = self.settings

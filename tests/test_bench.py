@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from bench.load import closed_loop
+from bench.load import closed_loop, one_client
 
 
 class _Slow(BaseHTTPRequestHandler):
@@ -42,4 +42,10 @@ def test_closed_loop_rate_is_not_biased_against_slow_servers(slow_server, concur
     stats = closed_loop(slow_server, [b"{}"], concurrency, duration=2.0, warmup=0.25)
     expected = concurrency / _Slow.delay
     assert stats.errors == 0 and abs(stats.rps - expected) / expected < 0.1, stats.rps
+    assert all(480 < ms < 700 for ms in stats.latencies_ms)
+
+
+def test_one_client_measures_each_request_end_to_end(slow_server):
+    stats = one_client(slow_server, [b"{}"], duration=1.6, warmup=0.25)
+    assert stats.errors == 0 and stats.requests in (3, 4)
     assert all(480 < ms < 700 for ms in stats.latencies_ms)

@@ -123,7 +123,7 @@ def cpu_class(features: set[str], machine: str | None = None) -> str:
 # same everywhere; speeds for classes other than this session's CPU come from the figures.
 FALLBACK = "ort-fp32-640"
 CHOICE = {
-    "amx": ("ov-bf16-512-square", "bf16 on AMX, one 512² input: 2.8–3.6× torch in a 0.5-CPU pod over three runs, same AP"),
+    "amx": ("ov-bf16-512-square", "bf16 on AMX, one 512² input: the most requests per 0.5-CPU pod within 256 MiB, at torch's AP (docs/benchmarks.md)"),
     "avx512_bf16": ("ov-bf16-512-square", "native bf16 (AVX-512 BF16), one 512² input: bounded memory, fast start"),
     "avx512_vnni": ("ort-int8-512", "VNNI without bf16: int8 (u8×s7, exact on every x86 ISA), keypoint branch fp32"),
     "avx2": ("ort-int8-512", "AVX2 only: int8 with 7-bit weights (no u8×s8 saturation) at 512: ~3× torch"),

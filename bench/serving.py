@@ -58,7 +58,11 @@ class Row:
     cold_start_s: float = float("nan")
     errors: int = 0
     oom_kills: int = 0
-    paired: list[float] = field(default_factory=list)  # variant req/s ÷ baseline req/s, per alternating round
+    paired_rps: list[tuple[float, float]] = field(default_factory=list)  # (baseline, variant) req/s per alternating round
+
+    @property
+    def paired(self) -> list[float]:
+        return [ours / base for base, ours in self.paired_rps]
 
     @property
     def paired_ratio(self) -> float:
@@ -93,18 +97,18 @@ def model_times(variant: str, files: list[Path]) -> tuple[float, float]:
     return statistics.median(infer), statistics.median(total)
 
 
-def paired_rounds(variant_url: str, baseline_url: str, bodies: list[bytes], rounds: int, seconds: float) -> list[float]:
-    """Throughput ratios at concurrency 4 from rounds that alternate baseline and variant, both pods up.
+def paired_rounds(variant_url: str, baseline_url: str, bodies: list[bytes], rounds: int, seconds: float) -> list[tuple[float, float]]:
+    """(baseline, variant) req/s at concurrency 4 from rounds that alternate the two, both pods up.
 
     The host's speed drifts over a run of many minutes (a shared VM): a ratio of two measurements
     taken seconds apart, repeated, says more than one of two taken ten minutes apart."""
-    ratios = []
+    pairs = []
     for _ in range(rounds):
         base = closed_loop(baseline_url, bodies, 4, duration=seconds, warmup=1)
         ours = closed_loop(variant_url, bodies, 4, duration=seconds, warmup=1)
         if base.rps and not (base.errors or ours.errors):
-            ratios.append(ours.rps / base.rps)
-    return ratios
+            pairs.append((base.rps, ours.rps))
+    return pairs
 
 
 def measure(variant: str, files: list[Path], bodies: list[bytes], args: argparse.Namespace, reference: str | None = None) -> Row:
@@ -134,8 +138,8 @@ def measure(variant: str, files: list[Path], bodies: list[bytes], args: argparse
                 row.rps_c4 = stats.rps
             console.print(f"  c={concurrency}: {stats.rps:.2f} req/s, p50 {stats.p50:.0f} ms, p95 {stats.p95:.0f} ms, {stats.errors} errors")
         if reference and args.pairs:
-            row.paired = paired_rounds(server.url + url_path, reference + url_path, bodies, args.pairs, args.seconds / 2)
-            console.print(f"  paired with the baseline pod: {', '.join(f'{r:.2f}×' for r in row.paired)}")
+            row.paired_rps = paired_rounds(server.url + url_path, reference + url_path, bodies, args.pairs, args.seconds / 2)
+            console.print("  paired with the baseline pod: " + ", ".join(f"{o:.2f} vs {b:.2f} req/s ({o / b:.2f}×)" for b, o in row.paired_rps))
         row.peak_rss_mib = server.peak_rss_mib()
         row.cgroup_peak_mib = cg.peak_memory() / 2**20
         row.oom_kills = cg.oom_kills()

@@ -419,6 +419,8 @@ def test_short_experiment_on_swarm(tmp_path):
     ]
     if missing:
         pytest.skip(f"images {', '.join(missing)} missing: run make images (tests/test_containers.py builds them too)")
+    if not LOAD_128.is_dir():
+        pytest.skip(f"no load images in {LOAD_128}: set CLOUDPOSE_DATA")
     out = tmp_path / "swarm"
     args = ["--engine", "swarm", "--overcommit", "--gateway-port", str(free_port()), "--replicas", "1,2",
             "--results", str(out), "--client-label", "test", "--start-users", "2", "--step-users", "2",

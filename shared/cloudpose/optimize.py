@@ -23,7 +23,7 @@ from typing import Iterator
 import numpy as np
 
 from .imaging import decode
-from .preprocess import prepare
+from .preprocess import prepare, to_tensor
 
 log = logging.getLogger("cloudpose.optimize")
 
@@ -32,9 +32,12 @@ CALIBRATION_IMGSZ = 640
 
 
 def calibration_tensors(images: list[Path], imgsz: int = CALIBRATION_IMGSZ) -> Iterator[np.ndarray]:
-    """The model's real inputs (rect letterbox, as served) for a folder of photos."""
+    """The input of the model being quantised (NCHW float32 RGB 0–1 of the rect letterbox, as served).
+
+    Not the uint8 letterbox the serving backends take: both quantisers run the raw exported model.
+    """
     for path in images:
-        yield prepare(decode(path.read_bytes(), max_pixels=10**9, min_side=imgsz).pixels, imgsz)[0]
+        yield to_tensor(prepare(decode(path.read_bytes(), max_pixels=10**9, min_side=imgsz).pixels, imgsz)[0])
 
 
 def _fresh(target: Path, stamp: dict) -> bool:

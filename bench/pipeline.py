@@ -28,17 +28,18 @@ def stage_times(files: list[Path], runs: int, env: dict[str, str]) -> dict[str, 
     from cloudpose.codec import parse_body
     from cloudpose.config import Settings
     from cloudpose.imaging import decode
-    from cloudpose.model import load_model
+    from cloudpose.backends import load
+    from cloudpose.tasks import TASKS
 
     settings = Settings.from_env({**os.environ, **env})
-    model = load_model(settings)
+    model = load(TASKS["pose"], settings)
     bodies = [orjson.dumps({"id": f.name, "image": base64.b64encode(f.read_bytes()).decode()}) for f in files]
     times: dict[str, list[float]] = {k: [] for k in ("decode", "preprocess", "inference", "postprocess", "json")}
     for _ in range(runs):
         for body in bodies:
             t0 = time.perf_counter()
             item = parse_body(body, max_batch=1).items[0]
-            image = decode(item.data, max_pixels=settings.max_pixels, min_side=model.variant.imgsz)
+            image = decode(item.data, max_pixels=settings.max_pixels, min_side=model.min_side)
             t1 = time.perf_counter()
             tensor, box = model.preprocess(image.pixels)
             t2 = time.perf_counter()

@@ -28,7 +28,8 @@ import orjson
 from rich.console import Console
 
 from cloudpose.deployment import CPU_CORES, MEMORY_BYTES
-from cloudpose.variants import CHOICE, cpu_class, cpu_features
+from cloudpose.tasks import TASKS
+from cloudpose.variants import cpu_class, cpu_features
 
 from .accuracy import DEFAULT_DATA, evaluate
 from .load import closed_loop, one_client
@@ -79,19 +80,20 @@ def model_times(variant: str, files: list[Path]) -> tuple[float, float]:
     """Median model-call ms and median in-process pipeline ms (decode → people), one thread."""
     from cloudpose.config import Settings
     from cloudpose.imaging import decode
-    from cloudpose.model import load_model
+    from cloudpose.backends import load
+    from cloudpose.tasks import TASKS
 
-    settings = Settings.from_env({**os.environ, "POSE_THREADS": "1"},
-                                 **({"backend": "ultralytics"} if variant == BASELINE else {"variant": variant}))  # fmt: skip
-    model = load_model(settings)
+    knob = {"POSE_BACKEND": "ultralytics"} if variant == BASELINE else {"POSE_VARIANT": variant}
+    settings = Settings.from_env({**os.environ, "POSE_THREADS": "1", **knob})
+    model = load(TASKS["pose"], settings)
     model.wait_steady()
     blobs = [f.read_bytes() for f in files]
     for data in blobs[:3]:
-        model(decode(data, max_pixels=settings.max_pixels, min_side=model.variant.imgsz))
+        model(decode(data, max_pixels=settings.max_pixels, min_side=model.min_side))
     infer, total = [], []
     for data in blobs:
         t0 = time.perf_counter()
-        result = model(decode(data, max_pixels=settings.max_pixels, min_side=model.variant.imgsz))
+        result = model(decode(data, max_pixels=settings.max_pixels, min_side=model.min_side))
         total.append((time.perf_counter() - t0) * 1e3)
         infer.append(result.speed["inference"])
     return statistics.median(infer), statistics.median(total)
@@ -174,7 +176,7 @@ def report(rows: list[Row], out: Path, args: argparse.Namespace, cold: dict[str,
         f"Load: the {len(args.files)} photos of load-128; closed loop, {args.seconds:.0f} s per point after a warm-up. "
         f"Pod: a cgroup of {CPU_CORES} CPU and {MEMORY_BYTES >> 20} MiB (the baseline: {3 * MEMORY_BYTES >> 20} MiB, "
         "since it cannot run in 512). One inference thread everywhere.",
-        f"`auto` on this CPU chooses **{CHOICE[klass][0]}** ({CHOICE[klass][1]}).",
+        f"`auto` on this CPU chooses **{TASKS['pose'].model.choices[klass][0]}** ({TASKS['pose'].model.choices[klass][1]}).",
         "",
         "| variant | model ms | pipeline ms | HTTP c=1 ms | req/s c=4 (pod) | × baseline | × baseline, paired | p50 / p95 c=4 ms | AP .25 | AP .001 | peak RSS MiB | cold start s |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",

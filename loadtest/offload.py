@@ -137,15 +137,16 @@ def run_local(images: list[tuple[str, bytes]], warmup: int, progress: Progress) 
     """The pose library in-process: decode + model per image, as the service does minus HTTP and base64."""
     from cloudpose.config import Settings
     from cloudpose.imaging import decode
-    from cloudpose.model import load_model
+    from cloudpose.backends import load
+    from cloudpose.tasks import TASKS
 
     settings = Settings.from_env()
-    model = load_model(settings)
+    model = load(TASKS["pose"], settings)
     task = progress.add_task("local (in-process)", total=len(images))
     rows = []
     for position, (name, data) in enumerate([*images[:warmup], *images]):
         t0 = time.perf_counter()
-        decoded = decode(data, max_pixels=settings.max_pixels, min_side=model.variant.imgsz)
+        decoded = decode(data, max_pixels=settings.max_pixels, min_side=model.min_side)
         t1 = time.perf_counter()
         result = model(decoded)
         total = (time.perf_counter() - t0) * 1e3

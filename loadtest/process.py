@@ -98,7 +98,8 @@ class ServerProcess:
         return float("nan")
 
     def output(self) -> str:
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         return Path(self.log.name).read_text(errors="replace")
 
     def stop(self) -> None:

@@ -41,19 +41,30 @@ def Server(args: list[str], env: dict[str, str] | None = None, cwd: Path = ROOT)
     return ServerProcess(args, env={"LOG_LEVEL": "INFO", **(env or {})}, cwd=cwd)
 
 
-@pytest.fixture(scope="session")
-def settings():
+def settings_with(**env: str):
+    """Settings as the service reads them, with these environment variables set (POSE_VARIANT=...)."""
     from cloudpose.config import Settings
 
-    return Settings.from_env()
+    return Settings.from_env({**os.environ, **env})
+
+
+def load_pose(**env: str):
+    """The pose task's runner, loaded as the service loads it, with these environment variables."""
+    from cloudpose.backends import load
+    from cloudpose.tasks import TASKS
+
+    return load(TASKS["pose"], settings_with(**env))
+
+
+@pytest.fixture(scope="session")
+def settings():
+    return settings_with()
 
 
 @pytest.fixture(scope="session")
 def model(settings):
     """The model the service serves by default on this CPU (POSE_VARIANT=auto)."""
-    from cloudpose.model import load_model
-
-    loaded = load_model(settings)
+    loaded = load_pose()
     loaded.wait_steady()
     return loaded
 
@@ -61,17 +72,13 @@ def model(settings):
 @pytest.fixture(scope="session")
 def fp32_model(settings):
     """ONNX Runtime fp32: the fallback that runs everywhere, and the exact-parity reference."""
-    from cloudpose.model import load_model
-
-    return load_model(type(settings).from_env(variant="ort-fp32-640"))
+    return load_pose(POSE_VARIANT="ort-fp32-640")
 
 
 @pytest.fixture(scope="session")
 def reference_model(settings):
     """The Ultralytics + torch backend: the parity reference."""
-    from cloudpose.model import load_model
-
-    return load_model(type(settings).from_env(backend="ultralytics"))
+    return load_pose(POSE_BACKEND="ultralytics")
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cloudpose.schema import AnnotateResponse, ErrorResponse, PoseJSONResponse
+from cloudpose.schema import AnnotateResponse, ErrorResponse
+from cloudpose.tasks.pose.schema import PoseJSONResponse
 
 from .conftest import b64, load_images
 
@@ -224,7 +225,7 @@ def test_health_ready_and_docs(client):
     spec = client.get("/openapi.json").json()
     for path in (JSON_PATH, ANNOTATE_PATH, "/function/pose-json", "/function/pose-annotate"):
         assert "post" in spec["paths"][path]
-    assert "PoseRequest" in spec["components"]["schemas"]
+    assert "ImageRequest" in spec["components"]["schemas"]
     assert client.get("/docs").status_code == 200
 
 

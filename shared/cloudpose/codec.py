@@ -16,7 +16,7 @@ import pybase64
 from pydantic import ValidationError
 
 from .errors import BatchEmpty, BatchTooLarge, InvalidBase64, InvalidJSON, InvalidRequest
-from .schema import PoseRequest
+from .schema import ImageRequest
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +75,7 @@ def _item(entry, position: int | None) -> Item:
     if not isinstance(entry, dict):
         raise InvalidRequest(f"{where or 'body'}: expected an object with id and image, got {type(entry).__name__}")
     try:
-        req = PoseRequest.model_validate(entry)
+        req = ImageRequest.model_validate(entry)
     except ValidationError as exc:
         raw_id = entry.get("id")
         known = str(raw_id) if isinstance(raw_id, (str, int)) and str(raw_id) else None

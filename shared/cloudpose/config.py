@@ -1,7 +1,8 @@
 """Configuration, read once from the environment (nothing is read at import time).
 
 Every knob has a documented default that suits a 0.5-CPU / 512 MiB pod; the README's
-"Configuration" table mirrors the `ENV` help strings below.
+"Configuration" table mirrors the help strings below. Service knobs keep their historical
+`POSE_` names whatever the task; a task's model knobs use the task's prefix (`POSE_`, `DETECT_`).
 """
 
 from __future__ import annotations
@@ -58,26 +59,15 @@ def cpu_quota() -> float:
 
 @dataclass(frozen=True)
 class Settings:
-    """All runtime settings. Field metadata `env` names the variable, `help` documents it."""
+    """The service's settings, shared by every function. Field metadata `env` names the variable, `help` documents it.
+
+    A task's model knobs (variant, thresholds) are `ModelSettings`, read with the task's own prefix.
+    """
 
     model_dir: Path = field(
         default=DEFAULT_CACHE / "models",
-        metadata={"env": "POSE_MODEL_DIR", "help": "folder with the prepared models (make model)"},
+        metadata={"env": "POSE_MODEL_DIR", "help": "folder with the prepared models of every task (make model)"},
     )
-    backend: str = field(
-        default="auto",
-        metadata={"env": "POSE_BACKEND", "help": "auto | onnxruntime | openvino | ultralytics (parity/baseline only)"},
-    )
-    variant: str = field(
-        default="auto",
-        metadata={"env": "POSE_VARIANT", "help": "auto (pick for this CPU) or a variant name, e.g. ort-fp32-640"},
-    )
-    imgsz: int = field(
-        default=0, metadata={"env": "POSE_IMGSZ", "help": "model input long side, a multiple of 32; 0 = the variant's own"}
-    )
-    conf: float = field(default=0.25, metadata={"env": "POSE_CONF", "help": "minimum person confidence"})
-    iou: float = field(default=0.7, metadata={"env": "POSE_IOU", "help": "NMS IoU threshold"})
-    max_det: int = field(default=300, metadata={"env": "POSE_MAX_DET", "help": "most people per image"})
     threads: int = field(default=1, metadata={"env": "POSE_THREADS", "help": "intra-op threads per inference"})
     max_inflight: int = field(
         default=0,
@@ -101,12 +91,16 @@ class Settings:
         default="", metadata={"env": "POSE_CORS_ORIGINS", "help": "comma-separated origins allowed by CORS; none by default"}
     )
     port: int = field(default=8080, metadata={"env": "PORT", "help": "listen port (the local default uses 60000)"})
+    # The environment the settings were read from: each task reads its ModelSettings from it.
+    env: dict = field(default_factory=dict, repr=False, compare=False, metadata={"env": "", "help": ""})
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides) -> "Settings":
         env = dict(os.environ if env is None else env)
-        values: dict = {}
+        values: dict = {"env": env}
         for f in fields(cls):
+            if not f.metadata["env"]:
+                continue
             raw = env.get(f.metadata["env"])
             if raw is None or raw == "":
                 continue
@@ -137,6 +131,45 @@ class Settings:
         return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
 
 
-def env_table() -> list[tuple[str, str, str]]:
-    """(variable, default, help) for every setting: the README's configuration table."""
-    return [(f.metadata["env"], str(f.default), f.metadata["help"]) for f in fields(Settings)]
+@dataclass(frozen=True)
+class ModelSettings:
+    """One task's model knobs, from `<PREFIX>_<NAME>` variables; each task sets its own defaults."""
+
+    variant: str = field(default="auto", metadata={"help": "auto (pick for this CPU) or a variant name, e.g. ort-fp32-640"})
+    backend: str = field(default="auto", metadata={"help": "auto | onnxruntime | openvino (| the task's reference backend)"})
+    imgsz: int = field(default=0, metadata={"help": "model input long side, a multiple of 32; 0 = the variant's own"})
+    conf: float = field(default=0.25, metadata={"help": "minimum confidence of an answer"})
+    iou: float = field(default=0.7, metadata={"help": "NMS IoU threshold (per class)"})
+    max_det: int = field(default=300, metadata={"help": "most answers per image"})
+    prefix: str = field(default="POSE", metadata={"help": ""})
+
+    @classmethod
+    def from_env(cls, prefix: str, env: dict[str, str] | None = None, **defaults) -> "ModelSettings":
+        env = dict(os.environ if env is None else env)
+        values: dict = {"prefix": prefix, **defaults}
+        for f in fields(cls):
+            raw = env.get(f"{prefix}_{f.name.upper()}") if f.name != "prefix" else None
+            if raw is None or raw == "":
+                continue
+            try:
+                values[f.name] = type(f.default)(raw)
+            except ValueError as exc:
+                raise ValueError(f"{prefix}_{f.name.upper()}={raw!r}: {exc}") from None
+        return cls(**values)
+
+    def var(self, name: str) -> str:
+        """The environment variable behind field `name`, for messages."""
+        return f"{self.prefix}_{name.upper()}"
+
+
+def env_table(model_tasks: dict[str, dict] | None = None) -> list[tuple[str, str, str]]:
+    """(variable, default, help) for every setting: the README's configuration table.
+
+    `model_tasks` maps a task's prefix to its ModelSettings defaults; each gets its own rows.
+    """
+    rows = [(f.metadata["env"], str(f.default), f.metadata["help"]) for f in fields(Settings) if f.metadata["env"]]
+    for prefix, defaults in (model_tasks or {}).items():
+        for f in fields(ModelSettings):
+            if f.name != "prefix":
+                rows.append((f"{prefix}_{f.name.upper()}", str(defaults.get(f.name, f.default)), f.metadata["help"]))
+    return rows

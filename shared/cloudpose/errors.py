@@ -10,8 +10,8 @@ so clients can branch on `code` and show `message` to a person.
 from __future__ import annotations
 
 
-class PoseError(Exception):
-    """Base class: an HTTP status, a stable machine code and a human message."""
+class ApiError(Exception):
+    """Base class: an HTTP status, a stable machine code and a human message (the same for every function)."""
 
     status: int = 400
     code: str = "bad_request"
@@ -29,70 +29,70 @@ class PoseError(Exception):
         return out
 
 
-class InvalidJSON(PoseError):
+class InvalidJSON(ApiError):
     code = "invalid_json"
 
 
-class InvalidRequest(PoseError):
+class InvalidRequest(ApiError):
     """The JSON parsed but does not have the request's shape (missing id, wrong type...)."""
 
     code = "invalid_request"
 
 
-class InvalidBase64(PoseError):
+class InvalidBase64(ApiError):
     code = "invalid_base64"
 
 
-class NotAnImage(PoseError):
+class NotAnImage(ApiError):
     code = "not_an_image"
 
 
-class EmptyImage(PoseError):
+class EmptyImage(ApiError):
     code = "empty_image"
 
 
-class BodyTooLarge(PoseError):
+class BodyTooLarge(ApiError):
     status = 413
     code = "body_too_large"
 
 
-class ImageTooLarge(PoseError):
+class ImageTooLarge(ApiError):
     status = 413
     code = "image_too_large"
 
 
-class BatchEmpty(PoseError):
+class BatchEmpty(ApiError):
     code = "batch_empty"
 
 
-class BatchTooLarge(PoseError):
+class BatchTooLarge(ApiError):
     status = 413
     code = "batch_too_large"
 
 
-class NotFound(PoseError):
+class NotFound(ApiError):
     status = 404
     code = "not_found"
 
 
-class MethodNotAllowed(PoseError):
+class MethodNotAllowed(ApiError):
     status = 405
     code = "method_not_allowed"
 
 
-class ModelNotReady(PoseError):
+class ModelNotReady(ApiError):
     status = 503
     code = "model_not_ready"
 
 
-class Overloaded(PoseError):
+class Overloaded(ApiError):
     """Queue full: the client should back off and retry (sent with Retry-After)."""
 
     status = 503
     code = "overloaded"
 
 
-class InferenceFailed(PoseError):
+class InferenceFailed(ApiError):
     """A fault on our side, never the client's: logged with a traceback, answered as 500."""
 
     status = 500

@@ -1,7 +1,8 @@
-"""The two functions, as data: a name, the paths it answers, its renderer and its response model.
+"""The function table: each function is a task, a renderer, its response model and the paths it answers.
 
-Both run the same pipeline (body → images → people); they differ only in how people are
-rendered. Each function image serves one of them; the local default serves both.
+Functions of one task share its model (in the local default, one model serves both pose functions);
+they differ only in how the task's result is rendered. Each function image serves one function; the
+local default serves them all.
 """
 
 from __future__ import annotations
@@ -13,30 +14,37 @@ import pybase64
 from pydantic import BaseModel
 
 from .config import Settings
-from .draw import draw
 from .imaging import Decoded, encode_jpeg
-from .result import PoseResult
-from .schema import AnnotateResponse, PoseJSONResponse
+from .schema import AnnotateResponse
+from .tasks import TASKS, Result, Task
+from .tasks.pose import draw as pose_draw
+from .tasks.pose.schema import PoseJSONResponse
 
-Renderer = Callable[[str, Decoded, PoseResult, Settings], dict]
+Renderer = Callable[[str, Decoded, Result, Settings], dict]
 
 
-def render_json(request_id: str, image: Decoded, result: PoseResult, settings: Settings) -> dict:
+def render_json(request_id: str, image: Decoded, result: Result, settings: Settings) -> dict:
     return {"id": request_id, **result.to_json()}
 
 
-def render_annotated(request_id: str, image: Decoded, result: PoseResult, settings: Settings) -> dict:
-    jpeg = encode_jpeg(draw(image.pixels, result), settings.jpeg_quality)
-    return {"id": request_id, "image": pybase64.b64encode(jpeg).decode("ascii")}
+def annotated(draw: Callable) -> Renderer:
+    """A renderer that draws the result with `draw(pixels, result)` and answers the base64 JPEG."""
+
+    def render(request_id: str, image: Decoded, result: Result, settings: Settings) -> dict:
+        jpeg = encode_jpeg(draw(image.pixels, result), settings.jpeg_quality)
+        return {"id": request_id, "image": pybase64.b64encode(jpeg).decode("ascii")}
+
+    return render
 
 
 @dataclass(frozen=True)
 class Function:
     name: str
+    task: Task
     summary: str
     render: Renderer
     response: type[BaseModel]
-    course_path: str  # the path the course's clients post to
+    course_path: str  # the path the course's clients post to on the local default
 
     @property
     def gateway_path(self) -> str:
@@ -44,18 +52,12 @@ class Function:
         return f"/function/{self.name}"
 
 
-POSE_JSON = Function(
-    "pose-json",
-    "People, boxes and 17 keypoints each, as JSON",
-    render_json,
-    PoseJSONResponse,
-    "/api/pose_estimation",
-)
-POSE_ANNOTATE = Function(
-    "pose-annotate",
-    "The image with boxes, keypoints and skeletons drawn, as base64 JPEG",
-    render_annotated,
-    AnnotateResponse,
-    "/api/pose_estimation_annotation",
-)
-FUNCTIONS = {f.name: f for f in (POSE_JSON, POSE_ANNOTATE)}
+FUNCTIONS: dict[str, Function] = {
+    f.name: f
+    for f in (
+        Function("pose-json", TASKS["pose"], "People, boxes and 17 keypoints each, as JSON", render_json,
+                 PoseJSONResponse, "/api/pose_estimation"),
+        Function("pose-annotate", TASKS["pose"], "The image with boxes, keypoints and skeletons drawn, as base64 JPEG",
+                 annotated(pose_draw.draw), AnnotateResponse, "/api/pose_estimation_annotation"),
+    )
+}  # fmt: skip

@@ -1,7 +1,8 @@
-"""The API contract in one place: request and response models (also the OpenAPI docs at /docs).
+"""The request side of the API contract, the same for every function (also the OpenAPI docs at /docs).
 
-Requests are validated with these models; responses are built as plain dicts by
-`result.py` for speed and checked against these models in the tests.
+Requests are validated with these models. Each task's response models live with the task
+(`tasks/<task>/schema.py`); responses are built as plain dicts for speed and checked against the
+models in the tests.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 
-class PoseRequest(BaseModel):
+class ImageRequest(BaseModel):
     """One image. `id` is echoed back; numbers are accepted and turned into strings."""
 
     model_config = ConfigDict(coerce_numbers_to_str=True, extra="ignore")
@@ -23,34 +24,16 @@ class BatchRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    images: list[PoseRequest | str] = Field(
+    images: list[ImageRequest | str] = Field(
         description="objects like a single request, or bare base64 strings (their ids are their positions: '0', '1', ...)"
     )
 
 
-class Box(BaseModel):
-    x: float = Field(description="left edge, original-image pixels")
-    y: float = Field(description="top edge, original-image pixels")
-    width: float
-    height: float
-    probability: float = Field(ge=0, le=1)
-
-
-class PoseJSONResponse(BaseModel):
-    """People sorted by probability, highest first; keypoints in COCO order, [x, y, p] each."""
-
-    id: str
-    count: int
-    boxes: list[Box]
-    keypoints: list[list[list[float]]] = Field(description="per person: 17 × [x, y, probability]")
-    speed_preprocess: float = Field(description="ms: base64 + image decode + letterbox")
-    speed_inference: float = Field(description="ms: the model call")
-    speed_postprocess: float = Field(description="ms: decode boxes, NMS, scale to original pixels")
-
-
 class AnnotateResponse(BaseModel):
+    """What every *-annotate function answers."""
+
     id: str
-    image: str = Field(description="base64 JPEG of the input with boxes, keypoints and the COCO skeleton drawn")
+    image: str = Field(description="base64 JPEG of the input with the task's answer drawn on it")
 
 
 class ErrorDetail(BaseModel):

@@ -1,6 +1,8 @@
 """make_app: the HTTP service every function runs — routes, limits, health, errors, timing, logging.
 
-The OpenFaaS/Knative contract: `GET /_/health` (alive), `GET /_/ready` (model loaded), the
+Task-independent: a function (functions.py) names its task and renderer; the service loads each
+task's runner once (backends.load) and runs body → images → runner → renderer for any of them.
+The OpenFaaS/Knative contract: `GET /_/health` (alive), `GET /_/ready` (every model loaded), the
 function on `POST /`. Requests are read on the event loop (with a size limit) and processed on a
 worker thread; a capacity limiter keeps at most `inflight` of them on the CPU at once and queues
 the rest, so a 0.5-CPU pod never thrashes. Every error leaves as one JSON shape (errors.py).
@@ -28,11 +30,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from . import __version__
 from .codec import parse_body
 from .config import Settings
-from .errors import BodyTooLarge, InferenceFailed, MethodNotAllowed, ModelNotReady, NotFound, Overloaded, PoseError
+from .errors import BodyTooLarge, InferenceFailed, MethodNotAllowed, ModelNotReady, NotFound, Overloaded, ApiError
+from .backends import load
 from .functions import Function
 from .imaging import decode
-from .model import PoseModel, load_model
-from .schema import BatchRequest, ErrorResponse, PoseRequest, batch_of
+from .schema import BatchRequest, ErrorResponse, ImageRequest, batch_of
+from .tasks import Task
 
 log = logging.getLogger("cloudpose.service")
 HOST = socket.gethostname()  # in a pod: the pod name, so responses and logs show who served them
@@ -42,8 +45,9 @@ DRAIN_LIMIT = 64 * 1024 * 1024  # read (and drop) this much of an oversized body
 @dataclass
 class State:
     settings: Settings
-    model: PoseModel | None = None
-    load_error: str | None = None
+    tasks: list[Task] = field(default_factory=list)  # every task a served function needs, loaded in this order
+    runners: dict = field(default_factory=dict)  # task name → its loaded runner (a Model, or a FunctionRunner)
+    load_errors: dict = field(default_factory=dict)  # task name → why its model failed to load
     limiter: anyio.CapacityLimiter | None = None
     in_system: int = 0  # requests admitted and not yet answered (running + queued)
     held_bytes: int = 0  # request bodies being read or waiting: bounded, so a burst of uploads cannot OOM a pod
@@ -51,34 +55,47 @@ class State:
     abandoned: int = 0  # requests whose client left while they queued: never computed
     started: float = field(default_factory=time.monotonic)
 
+    def runner(self, task: Task):
+        """The task's runner once loaded, else None."""
+        runner = self.runners.get(task.name)
+        return runner if runner is not None and runner.ready else None
+
     @property
     def ready(self) -> bool:
-        return self.model is not None and self.model.ready
+        return all(self.runner(t) is not None for t in self.tasks)
+
+    @property
+    def load_error(self) -> str | None:
+        return "; ".join(f"{name}: {err}" for name, err in self.load_errors.items()) or None
 
     def load(self) -> None:
-        try:
-            self.model = load_model(self.settings)
-        except Exception as exc:  # reported by /_/health and /_/ready, and in the log with its traceback
-            log.exception("model failed to load")
-            self.load_error = f"{type(exc).__name__}: {exc}"
+        for task in self.tasks:
+            if task.name in self.runners:
+                continue
+            try:
+                self.runners[task.name] = load(task, self.settings)
+            except Exception as exc:  # reported by /_/health and /_/ready, and in the log with its traceback
+                log.exception("%s model failed to load", task.name)
+                self.load_errors[task.name] = f"{type(exc).__name__}: {exc}"
 
 
 def make_app(
     functions: list[Function],
     *,
     settings: Settings | None = None,
-    model: PoseModel | None = None,
+    runners: dict | None = None,
     root_post: bool = True,
     title: str = "CloudPose",
 ) -> FastAPI:
-    """The app for `functions`; with `model` given, that (already loaded) model is used instead of loading one."""
+    """The app for `functions`; `runners` (task name → loaded runner) are used instead of loading those tasks."""
     settings = settings or Settings.from_env()
-    state = State(settings, model=model)
+    tasks = list({fn.task.name: fn.task for fn in functions}.values())
+    state = State(settings, tasks=tasks, runners=dict(runners or {}))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         state.limiter = anyio.CapacityLimiter(settings.inflight)
-        if state.model is None:
+        if not state.ready:
             threading.Thread(target=state.load, name="model-load", daemon=True).start()
         log.info("%s on %s: %d inference(s) in flight, %d thread(s) each", title, HOST, settings.inflight, settings.threads)
         yield
@@ -89,9 +106,8 @@ def make_app(
     _add_health(app, state, functions)
     _add_page(app)
     for fn in functions:
-        paths = [fn.course_path, fn.gateway_path] + (["/"] if root_post and len(functions) == 1 else [])
         endpoint = partial(_endpoint, fn=fn, state=state)
-        for path in paths:
+        for path in _paths(fn, functions, root_post):
             app.add_api_route(
                 path,
                 _named(endpoint, fn, path),
@@ -117,6 +133,11 @@ def make_app(
     return app
 
 
+def _paths(fn: Function, functions: list[Function], root_post: bool = True) -> list[str]:
+    """Where `fn` answers: the course's path, the gateway path, and `/` when it is the only function."""
+    return [fn.course_path, fn.gateway_path] + (["/"] if root_post and len(functions) == 1 else [])
+
+
 def _named(endpoint, fn: Function, path: str):
     async def run(request: Request) -> Response:
         return await endpoint(request)
@@ -127,8 +148,10 @@ def _named(endpoint, fn: Function, path: str):
 
 async def _endpoint(request: Request, *, fn: Function, state: State) -> Response:
     arrived = time.perf_counter()
-    if not state.ready:
-        raise ModelNotReady(state.load_error or "the model is still loading; retry in a moment")
+    runner = state.runner(fn.task)
+    if runner is None:
+        error = state.load_errors.get(fn.task.name)
+        raise ModelNotReady(error or f"the {fn.task.name} model is still loading; retry in a moment")
     settings = state.settings
     if settings.max_queue and state.in_system >= settings.inflight + settings.max_queue:
         raise Overloaded(f"{state.in_system} requests in progress; retry shortly")
@@ -150,7 +173,7 @@ async def _endpoint(request: Request, *, fn: Function, state: State) -> Response
                      request.url.path, (time.perf_counter() - arrived) * 1e3)  # fmt: skip
             return Response(status_code=499)
         try:
-            content, timing, summary = await anyio.to_thread.run_sync(partial(_process, body, fn, state, arrived))
+            content, timing, summary = await anyio.to_thread.run_sync(partial(_process, body, fn, runner, state, arrived))
         finally:
             state.limiter.release()
     finally:
@@ -158,7 +181,7 @@ async def _endpoint(request: Request, *, fn: Function, state: State) -> Response
         state.held_bytes -= reserve
     state.served += 1
     log.info("%s %s 200 %s host=%s", request.method, request.url.path, summary, HOST)
-    return Response(content, media_type="application/json", headers=_headers(state, timing))
+    return Response(content, media_type="application/json", headers=_headers(runner, timing))
 
 
 async def _acquire_watching(limiter: anyio.CapacityLimiter, receive) -> bool:
@@ -185,27 +208,32 @@ async def _acquire_watching(limiter: anyio.CapacityLimiter, receive) -> bool:
     return gone.is_set()
 
 
-def _process(body: bytes, fn: Function, state: State, arrived: float) -> tuple[bytes, dict, str]:
+def _process(body: bytes, fn: Function, runner, state: State, arrived: float) -> tuple[bytes, dict, str]:
     """Everything CPU-bound, on a worker thread: parse → decode → model → render → encode."""
     started = time.perf_counter()
-    settings, model = state.settings, state.model
+    settings = state.settings
     parsed = parse_body(body, max_batch=settings.max_batch)
     parse_ms = (time.perf_counter() - started) * 1e3 / len(parsed.items)
     timing = {"queue": (started - arrived) * 1e3, "decode": 0.0, "preprocess": 0.0, "inference": 0.0,
               "postprocess": 0.0, "render": 0.0}  # fmt: skip
-    answers, people = [], 0
+    answers, found = [], 0
     for position, item in enumerate(parsed.items):
         t0 = time.perf_counter()
         try:
-            image = decode(item.data, max_pixels=settings.max_pixels, min_side=model.variant.imgsz)
-        except PoseError as exc:
+            image = decode(item.data, max_pixels=settings.max_pixels, min_side=runner.min_side)
+        except ApiError as exc:
             exc.request_id = item.id
             if parsed.batch:
                 exc.message = f"images[{position}]: {exc.message}"
             raise
         decode_ms = (time.perf_counter() - t0) * 1e3 + parse_ms
         try:
-            result = model(image)
+            result = runner(image)
+        except ApiError as exc:  # a task that checks its input further (photo functions) raises these itself
+            exc.request_id = item.id
+            if parsed.batch:
+                exc.message = f"images[{position}]: {exc.message}"
+            raise
         except Exception as exc:
             log.exception("inference failed for id=%s", item.id)
             raise InferenceFailed(f"inference failed: {type(exc).__name__}", request_id=item.id) from exc
@@ -216,14 +244,14 @@ def _process(body: bytes, fn: Function, state: State, arrived: float) -> tuple[b
         timing["decode"] += decode_ms
         for stage in ("preprocess", "inference", "postprocess"):
             timing[stage] += result.speed.get(stage, 0.0)
-        people += result.count
+        found += result.count
     timing["preprocess"] -= timing["decode"]  # Server-Timing lists decode on its own
     t2 = time.perf_counter()
     content = orjson.dumps({"results": answers} if parsed.batch else answers[0])
     timing["encode"] = (time.perf_counter() - t2) * 1e3
     timing["total"] = (time.perf_counter() - arrived) * 1e3
     ids = ",".join(i.id for i in parsed.items[:3]) + ("…" if len(parsed.items) > 3 else "")
-    summary = f"fn={fn.name} id={ids} images={len(parsed.items)} people={people} total_ms={timing['total']:.1f}"
+    summary = f"fn={fn.name} id={ids} images={len(parsed.items)} found={found} total_ms={timing['total']:.1f}"
     return content, timing, summary
 
 
@@ -255,15 +283,15 @@ async def _drain(request: Request, already: int) -> None:
         return
 
 
-def _headers(state: State, timing: dict[str, float]) -> dict[str, str]:
+def _headers(runner, timing: dict[str, float]) -> dict[str, str]:
     return {
         "Server-Timing": ", ".join(f"{k};dur={v:.2f}" for k, v in timing.items()),
         "X-Served-By": HOST,
-        "X-Model": state.model.name if state.model else "",
+        "X-Model": runner.name,
     }
 
 
-def _error_response(exc: PoseError) -> Response:
+def _error_response(exc: ApiError) -> Response:
     headers = {"X-Served-By": HOST}
     if isinstance(exc, (Overloaded, ModelNotReady)):
         headers["Retry-After"] = "1"
@@ -271,17 +299,17 @@ def _error_response(exc: PoseError) -> Response:
 
 
 def _add_error_handlers(app: FastAPI) -> None:
-    async def pose_error(request: Request, exc: PoseError) -> Response:
+    async def pose_error(request: Request, exc: ApiError) -> Response:
         log.info("%s %s %d %s id=%s: %s", request.method, request.url.path, exc.status, exc.code, exc.request_id, exc.message)
         return _error_response(exc)
 
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code == 404:
-            err: PoseError = NotFound(f"no route {request.method} {request.url.path}; see /docs")
+            err: ApiError = NotFound(f"no route {request.method} {request.url.path}; see /docs")
         elif exc.status_code == 405:
             err = MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}")
         else:
-            err = PoseError(str(exc.detail))
+            err = ApiError(str(exc.detail))
             err.status, err.code = exc.status_code, "http_error"
         response = _error_response(err)
         response.headers.update(exc.headers or {})
@@ -291,7 +319,7 @@ def _add_error_handlers(app: FastAPI) -> None:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         return _error_response(InferenceFailed(f"internal error: {type(exc).__name__}"))
 
-    app.add_exception_handler(PoseError, pose_error)
+    app.add_exception_handler(ApiError, pose_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(Exception, unexpected)
 
@@ -303,15 +331,23 @@ def _add_health(app: FastAPI, state: State, functions: list[Function]) -> None:
         body = {"status": "failed" if state.load_error else "ok", "error": state.load_error}
         return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
-    @app.get("/_/ready", tags=["health"], summary="Ready (the model is loaded); also the model and the limits")
+    @app.get("/_/ready", tags=["health"], summary="Ready (every model is loaded); also each function's model and the limits")
     def ready() -> Response:
-        s, ready = state.settings, state.ready  # read once: the model may turn ready while this runs
+        s = state.settings
+        runners = {t.name: state.runner(t) for t in state.tasks}  # read once: a model may turn ready while this runs
+        ready = all(r is not None for r in runners.values())
+        models = {name: r.describe() if r is not None else None for name, r in runners.items()}
         body = {
             "status": "ready" if ready else ("failed" if state.load_error else "loading"),
             "error": state.load_error,
             "host": HOST,
-            "functions": {fn.name: [fn.course_path, fn.gateway_path] for fn in functions},
-            "model": state.model.describe() if ready else None,
+            "functions": {
+                fn.name: {"task": fn.task.name, "paths": _paths(fn, functions), "model": (models[fn.task.name] or {}).get("variant")}
+                for fn in functions
+            },
+            "models": models,
+            # The first function's model: what a single-function image serves (and older clients read).
+            "model": models[functions[0].task.name] if ready else None,
             "limits": {"max_body_bytes": s.max_body_bytes, "max_pixels": s.max_pixels, "max_batch": s.max_batch},
             "inflight": s.inflight,
             "threads": s.threads,
@@ -337,7 +373,7 @@ _REQUEST_BODY = {
             "application/json": {
                 "schema": {
                     "oneOf": [
-                        {"$ref": "#/components/schemas/PoseRequest"},
+                        {"$ref": "#/components/schemas/ImageRequest"},
                         {"$ref": "#/components/schemas/BatchRequest"},
                         {"type": "string", "description": "the same JSON object, double-encoded as a JSON string"},
                     ]
@@ -352,7 +388,7 @@ def _openapi(app: FastAPI) -> dict:
     if app.openapi_schema is None:
         schema = get_openapi(title=app.title, version=app.version, routes=app.routes, description=__doc__.split("\n\n")[0])
         _, defs = models_json_schema(
-            [(PoseRequest, "validation"), (BatchRequest, "validation")], ref_template="#/components/schemas/{model}"
+            [(ImageRequest, "validation"), (BatchRequest, "validation")], ref_template="#/components/schemas/{model}"
         )
         schema.setdefault("components", {}).setdefault("schemas", {}).update(defs.get("$defs", {}))
         app.openapi_schema = schema

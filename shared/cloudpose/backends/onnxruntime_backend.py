@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import onnxruntime as ort
 
-from ..model import PoseModel
+from .base import Model
 
 
-class OnnxPose(PoseModel):
+class OnnxModel(Model):
     def _load(self) -> None:
         path = self.variant.path(self.settings.model_dir)
         if not path.exists():
@@ -25,4 +25,4 @@ class OnnxPose(PoseModel):
         self.input_name = self.session.get_inputs()[0].name
 
     def predict(self, tensor: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {self.input_name: tensor})[0]
+        return self.session.run(None, {self.input_name: tensor})

@@ -22,17 +22,17 @@ import numpy as np
 import openvino as ov
 from openvino.preprocess import ColorFormat, PrePostProcessor
 
-from ..model import PoseModel
+from .base import Model
 
 log = logging.getLogger("cloudpose.openvino")
 
 
-class OpenVinoPose(PoseModel):
+class OpenVinoModel(Model):
     def _load(self) -> None:
         path = self.variant.path(self.settings.model_dir)
         if not path.exists():
             raise FileNotFoundError(f"model file {path} is missing: run `make model` (or cloudpose-prepare)")
-        wanted = self.variant.shapes()
+        wanted = self.variant.shapes(self.spec.stretch)
         if not wanted:
             raise ValueError(f"{self.variant.name}: OpenVINO serves fixed input shapes only")
         self.core = ov.Core()
@@ -50,15 +50,19 @@ class OpenVinoPose(PoseModel):
         self._compile(largest)
         self.shapes = (largest,)
         self._pending = [s for s in wanted if s != largest]
+        self._steady = threading.Event()
 
     def warmup(self) -> None:
         super().warmup()
-        self._steady = threading.Event()
         # Not a daemon: exiting mid-compile would abort inside OpenVINO; exit waits for it instead.
         threading.Thread(target=self._compile_rest, name="ov-shapes").start()
 
     def wait_steady(self, timeout: float = 60) -> bool:
         return self._steady.wait(timeout)
+
+    @property
+    def steady(self) -> bool:
+        return self._steady.is_set()
 
     def _compile(self, shape: tuple[int, int]) -> None:
         w, h = shape
@@ -83,7 +87,7 @@ class OpenVinoPose(PoseModel):
     def to_input(self, letterboxed: np.ndarray) -> np.ndarray:
         return letterboxed[None]  # 1xHxWx3 uint8 BGR: a view, no copy
 
-    def predict(self, tensor: np.ndarray) -> np.ndarray:
+    def predict(self, tensor: np.ndarray) -> list[np.ndarray]:
         shape = (tensor.shape[2], tensor.shape[1])
         pool = self.pools[shape]
         try:
@@ -92,7 +96,7 @@ class OpenVinoPose(PoseModel):
             request = self.compiled[shape].create_infer_request()
         try:
             request.infer({0: tensor})
-            return request.get_output_tensor(0).data.copy()
+            return [request.get_output_tensor(i).data.copy() for i in range(len(request.model_outputs))]
         finally:
             pool.put(request)
 

@@ -7,12 +7,12 @@ import time
 
 import numpy as np
 
-from ..imaging import Decoded
-from ..model import PoseModel
-from ..result import PoseResult
+from ...backends.base import Model
+from ...imaging import Decoded
+from .result import PoseResult
 
 
-class UltralyticsPose(PoseModel):
+class UltralyticsPose(Model):
     def _load(self) -> None:
         os.environ.setdefault("YOLO_OFFLINE", "1")  # no DNS probes, no downloads
         os.environ.setdefault("YOLO_CONFIG_DIR", str(self.settings.model_dir / "ultralytics-config"))
@@ -32,7 +32,7 @@ class UltralyticsPose(PoseModel):
         raise NotImplementedError("Ultralytics runs its own pre- and post-processing")
 
     def __call__(self, image: Decoded) -> PoseResult:
-        s = self.settings
+        s = self.model_settings
         t0 = time.perf_counter()
         res = self.yolo.predict(
             image.pixels, imgsz=self.variant.imgsz, conf=s.conf, iou=s.iou, max_det=s.max_det, verbose=False

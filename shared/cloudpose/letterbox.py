@@ -1,7 +1,10 @@
 """Image → model input: letterbox (resize keeping aspect, pad with grey 114) → NCHW float32 RGB in 0–1.
 
-The last step is the backend's (`PoseModel.to_input`): OpenVINO takes the uint8 letterbox as it is
+Task-independent: every task places its image with a `Letterbox` and undoes it with `boxes.to_original`.
+The last step is the backend's (`Model.to_input`): OpenVINO takes the uint8 letterbox as it is
 and does the conversion inside the compiled graph, where it folds into the first convolution.
+A task trained on stretched inputs (darknet's yolov3-tiny as OpenCV feeds it) asks for `stretch`:
+the image is resized to the input shape without keeping its aspect, and nothing is padded.
 
 The default (rect) letterbox pads only to the next multiple of the stride, as Ultralytics'
 predict does for a PyTorch model: a 640×427 photo runs as 640×448, not 640×640 (about 30% less
@@ -36,12 +39,17 @@ class Letterbox:
 Shape = tuple[int, int]  # (width, height) of a model input
 
 
-def plan(width: int, height: int, imgsz: int, *, shapes: tuple[Shape, ...] | None = None) -> Letterbox:
+def plan(
+    width: int, height: int, imgsz: int, *, shapes: tuple[Shape, ...] | None = None, stretch: bool = False
+) -> Letterbox:
     """Compute the letterbox for a `width`×`height` image so the long side becomes `imgsz`.
 
     Without `shapes`, the input is the minimal stride-32 rectangle; with them, the smallest of
     `shapes` (by area) that holds the resized image (imgsz×imgsz must be among them).
+    `stretch`: the image fills imgsz×imgsz exactly (per-axis gains, no padding).
     """
+    if stretch:
+        return Letterbox(imgsz / width, imgsz / height, 0, 0, imgsz, imgsz)
     r = min(imgsz / height, imgsz / width)
     new_w, new_h = max(round(width * r), 1), max(round(height * r), 1)
     if shapes:
@@ -81,7 +89,9 @@ def to_tensor(img: np.ndarray) -> np.ndarray:
     return cv2.dnn.blobFromImage(img, scalefactor=1 / 255.0, swapRB=True)
 
 
-def prepare(img: np.ndarray, imgsz: int, *, shapes: tuple[Shape, ...] | None = None) -> tuple[np.ndarray, Letterbox]:
+def prepare(
+    img: np.ndarray, imgsz: int, *, shapes: tuple[Shape, ...] | None = None, stretch: bool = False
+) -> tuple[np.ndarray, Letterbox]:
     """Letterboxed HxWx3 BGR uint8 (what each backend turns into its own input) and where the image sits."""
-    box = plan(img.shape[1], img.shape[0], imgsz, shapes=shapes)
+    box = plan(img.shape[1], img.shape[0], imgsz, shapes=shapes, stretch=stretch)
     return letterbox(img, box), box

@@ -1,8 +1,9 @@
-"""PoseModel: one lifecycle for every backend — load, then per image preprocess → predict → postprocess.
+"""Model: one lifecycle for every backend and task — load, then per image preprocess → predict → postprocess.
 
 Each stage is timed; the timings become the `speed_*` fields. A model is loaded once per
 process and shared by all request threads (ONNX Runtime sessions and OpenVINO compiled models
-are safe to call from several threads; each OpenVINO call gets its own infer request).
+are safe to call from several threads; each OpenVINO call gets its own infer request). What is
+task-specific (input placement, decoding, the result type) comes from the task's `ModelSpec`.
 """
 
 from __future__ import annotations
@@ -10,42 +11,55 @@ from __future__ import annotations
 import logging
 import time
 from abc import ABC, abstractmethod
+from typing import Any
 
 import numpy as np
 
-from .config import Settings
-from .imaging import Decoded
-from .postprocess import postprocess
-from .preprocess import PAD_VALUE, Letterbox, prepare, to_tensor
-from .result import PoseResult
-from .variants import Variant
+from ..config import ModelSettings, Settings
+from ..imaging import Decoded
+from ..letterbox import PAD_VALUE, Letterbox, prepare, to_tensor
+from ..tasks.base import Result, Task
+from ..variants import Variant
 
 log = logging.getLogger("cloudpose.model")
 
 
-class PoseModel(ABC):
+class Model(ABC):
     """Subclasses implement `_load` and `predict` (and may override `__call__` wholesale)."""
 
-    def __init__(self, variant: Variant, settings: Settings) -> None:
+    def __init__(self, task: Task, variant: Variant, settings: Settings, model_settings: ModelSettings) -> None:
+        assert task.model is not None, f"{task.name} has no model"
+        self.task = task
+        self.spec = task.model
         self.variant = variant
         self.settings = settings
+        self.model_settings = model_settings
         self.ready = False
         self.load_seconds = 0.0
+        self.reason = ""
+        self.context: Any = None
         # Fixed input shapes served right now (None: any stride-32 rectangle). A backend may start
         # with fewer than the variant's and add the rest once compiled.
-        self.shapes = variant.shapes()
+        self.shapes = variant.shapes(self.spec.stretch)
 
     @property
     def name(self) -> str:
         return self.variant.name
 
-    def load(self) -> "PoseModel":
+    @property
+    def min_side(self) -> int:
+        """JPEGs are decoded reduced as long as the long side keeps about this many pixels."""
+        return self.variant.imgsz
+
+    def load(self) -> "Model":
         t0 = time.perf_counter()
+        if self.spec.context is not None:
+            self.context = self.spec.context(self.settings.model_dir)
         self._load()
         self.warmup()
         self.load_seconds = time.perf_counter() - t0
         self.ready = True
-        log.info("model %s ready in %.2f s", self.name, self.load_seconds)
+        log.info("%s model %s ready in %.2f s", self.task.name, self.name, self.load_seconds)
         return self
 
     @abstractmethod
@@ -55,9 +69,13 @@ class PoseModel(ABC):
         """Block until work started by `load` in the background is done (OpenVINO's smaller shapes)."""
         return True
 
+    @property
+    def steady(self) -> bool:
+        return True
+
     @abstractmethod
-    def predict(self, tensor: np.ndarray) -> np.ndarray:
-        """Model input (see `to_input`) → raw head output (1, 56, anchors)."""
+    def predict(self, tensor: np.ndarray) -> list[np.ndarray]:
+        """Model input (see `to_input`) → every raw output of the graph, in the graph's order."""
 
     def to_input(self, letterboxed: np.ndarray) -> np.ndarray:
         """Letterboxed HxWx3 BGR uint8 → what `predict` takes: NCHW float32 RGB in 0–1 unless overridden."""
@@ -69,19 +87,17 @@ class PoseModel(ABC):
 
     def warmup(self) -> None:
         """Run each input shape once, so the first request is not the slow one."""
-        for w, h in self.shapes or self.variant.warmup_shapes():
+        for w, h in self.shapes or self.variant.warmup_shapes(self.spec.stretch):
             self.predict(self.blank(w, h))
 
     def preprocess(self, img: np.ndarray) -> tuple[np.ndarray, Letterbox]:
-        letterboxed, box = prepare(img, self.variant.imgsz, shapes=self.shapes)
+        letterboxed, box = prepare(img, self.variant.imgsz, shapes=self.shapes, stretch=self.spec.stretch)
         return self.to_input(letterboxed), box
 
-    def postprocess(self, raw: np.ndarray, box: Letterbox, image: Decoded) -> PoseResult:
-        s = self.settings
-        h, w = image.pixels.shape[:2]
-        return postprocess(raw, box, w, h, image.width, image.height, conf=s.conf, iou=s.iou, max_det=s.max_det)
+    def postprocess(self, raw: list[np.ndarray], box: Letterbox, image: Decoded) -> Result:
+        return self.spec.decode(raw, box, image, self.model_settings, self.context)
 
-    def __call__(self, image: Decoded) -> PoseResult:
+    def __call__(self, image: Decoded) -> Result:
         t0 = time.perf_counter()
         tensor, box = self.preprocess(image.pixels)
         t1 = time.perf_counter()
@@ -93,24 +109,6 @@ class PoseModel(ABC):
         return result
 
     def describe(self) -> dict:
-        return {"variant": self.name, **self.variant.describe(), "serving_shapes": self.shapes,
-                "load_seconds": round(self.load_seconds, 3), "reason": getattr(self, "reason", "")}  # fmt: skip
-
-
-def load_model(settings: Settings) -> PoseModel:
-    """Build the configured backend (see `variants.choose`) and load it."""
-    from .variants import choose
-
-    variant, reason = choose(settings)
-    log.info("variant %s: %s", variant.name, reason)
-    if variant.backend == "onnxruntime":
-        from .backends.onnxruntime_backend import OnnxPose as cls
-    elif variant.backend == "openvino":
-        from .backends.openvino_backend import OpenVinoPose as cls
-    elif variant.backend == "ultralytics":
-        from .backends.ultralytics_backend import UltralyticsPose as cls
-    else:
-        raise ValueError(f"unknown backend {variant.backend!r}")
-    model = cls(variant, settings)
-    model.reason = reason
-    return model.load()
+        return {"task": self.task.name, "variant": self.name, **self.variant.describe(self.spec.stretch),
+                "serving_shapes": self.shapes, "load_seconds": round(self.load_seconds, 3),
+                "reason": self.reason}  # fmt: skip

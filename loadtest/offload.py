@@ -1,6 +1,9 @@
 """Offload timing: is it worth sending images to a remote pose service rather than computing them here?
 
-    cloudpose-offload [--images DIR] [--limit N] [--endpoint label=URL ...] [--batch 8] [--warmup 2] [--out DIR]
+    cloudpose-offload [--function pose-json] [--images DIR] [--limit N] [--endpoint label=URL ...] [--batch 8] [--out DIR]
+
+An endpoint is a function's URL, or a server's base URL (`http://127.0.0.1:60000`): a base URL is
+posted to the function's gateway path, `/function/<name>`, which every CloudPose server answers.
 
 Times the pose library in-process (local: decode, model) and single and batch requests against each endpoint
 (remote: bytes, round trip, the server's `speed_*` times), then writes every measurement (measurements.csv), a
@@ -37,7 +40,7 @@ from rich.table import Table
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("CLOUDPOSE_DATA", ROOT.parent / "shared" / "data"))
-DEFAULT_ENDPOINT = "localhost=http://127.0.0.1:60000/api/pose_estimation"
+DEFAULT_ENDPOINT = "localhost=http://127.0.0.1:60000"
 BANDWIDTHS_MBIT = (1.0, 10.0, 20.0, 100.0, 1000.0)
 RTTS_MS = (1.0, 10.0, 40.0, 80.0, 150.0)
 # Server-Timing stages that are CPU work on the server (queue and total also count the body upload).
@@ -121,8 +124,16 @@ def parse_endpoint(text: str) -> tuple[str, str]:
     if not sep or "://" in label:
         label, url = urlsplit(text).hostname or "remote", text
     if not url.startswith(("http://", "https://")):
-        raise argparse.ArgumentTypeError(f"{text!r}: expected label=http(s)://host:port/path")
+        raise argparse.ArgumentTypeError(f"{text!r}: expected label=http(s)://host:port[/path]")
     return label, url
+
+
+def function_url(url: str, function: str) -> str:
+    """A server's base URL (no path) → its `/function/<name>` path; a URL with a path is kept as given."""
+    parts = urlsplit(url)
+    if parts.path in ("", "/"):
+        return f"{parts.scheme}://{parts.netloc}/function/{function}"
+    return url
 
 
 def server_timing(header: str | None) -> float:
@@ -133,15 +144,15 @@ def server_timing(header: str | None) -> float:
     return sum(float(stages.get(name, 0.0)) for name in SERVER_STAGES)
 
 
-def run_local(images: list[tuple[str, bytes]], warmup: int, progress: Progress) -> list[Row]:
-    """The pose library in-process: decode + model per image, as the service does minus HTTP and base64."""
-    from cloudpose.config import Settings
-    from cloudpose.imaging import decode
+def run_local(images: list[tuple[str, bytes]], warmup: int, progress: Progress, function: str = "pose-json") -> list[Row]:
+    """The function's task in-process: decode + model per image, as the service does minus HTTP and base64."""
     from cloudpose.backends import load
-    from cloudpose.tasks import TASKS
+    from cloudpose.config import Settings
+    from cloudpose.functions import FUNCTIONS
+    from cloudpose.imaging import decode
 
     settings = Settings.from_env()
-    model = load(TASKS["pose"], settings)
+    model = load(FUNCTIONS[function].task, settings)
     task = progress.add_task("local (in-process)", total=len(images))
     rows = []
     for position, (name, data) in enumerate([*images[:warmup], *images]):
@@ -365,8 +376,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=Path, default=DATA / "load-128", help="folder of images (default: load-128)")
     parser.add_argument("--limit", type=int, default=0, help="use the first N images (0 = all)")
+    parser.add_argument("--function", default="pose-json", choices=["pose-json", "detect-json"],
+                        help="the function to time, locally and remotely (default: pose-json)")  # fmt: skip
     parser.add_argument("--endpoint", action="append", type=parse_endpoint, metavar="LABEL=URL",
-                        help=f"pose-json endpoint, repeatable (default: {DEFAULT_ENDPOINT})")  # fmt: skip
+                        help=f"the function's URL or a server's base URL, repeatable (default: {DEFAULT_ENDPOINT})")  # fmt: skip
     parser.add_argument("--batch", type=int, default=8, help="images per batch request (1 = no batch mode)")
     parser.add_argument("--no-local", action="store_true", help="skip the in-process run")
     parser.add_argument("--local-ms", type=float, help="local compute per image for the verdict (default: measured)")
@@ -377,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
     images = load_images(args.images, args.limit) if args.images.is_dir() else []
     if not images:
         parser.error(f"no images in {args.images} (set CLOUDPOSE_DATA or pass --images)")
-    endpoints = args.endpoint or [parse_endpoint(DEFAULT_ENDPOINT)]
+    endpoints = [(label, function_url(url, args.function)) for label, url in args.endpoint or [parse_endpoint(DEFAULT_ENDPOINT)]]
     out = args.out or Path("results") / "offload" / datetime.now().strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
 
@@ -385,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
     with Progress(TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console) as progress:  # fmt: skip
         if not args.no_local:
-            rows += run_local(images, args.warmup, progress)
+            rows += run_local(images, args.warmup, progress, args.function)
         for label, url in endpoints:
             rows += run_remote(label, url, images, max(1, min(args.batch, 64)), args.warmup, args.timeout, progress)
 
@@ -405,6 +418,12 @@ def main(argv: list[str] | None = None) -> int:
     console.rule("VERDICT")
     console.print(Markdown(text))
     console.print(f"\nwrote {out}/measurements.csv, summary.md, offload.png")
+    silent = [(label, url) for label, url in endpoints if not any(r.mode.startswith(f"{label}/") for r in rows)]
+    for label, url in silent:
+        console.print(f"[red]{label}: {url} gave no answer. Post to a function's path: <base>/function/{args.function}, "
+                      f"or a course path on the local default (/api/pose_estimation, /api/object_detection).[/red]")  # fmt: skip
+    if silent:
+        return 2
     return 0 if rows and not any(r.error for r in rows) else 1
 
 

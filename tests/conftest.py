@@ -93,3 +93,19 @@ def server():
 def client(server):
     with httpx.Client(base_url=server.url, timeout=60) as c:
         yield c
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """At the very end: every skipped test grouped by its reason, so a run says what it did not check."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    if not skipped:
+        terminalreporter.write_sep("=", "no test was skipped", green=True)
+        return
+    reasons: dict[str, list[str]] = {}
+    for report in skipped:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        reasons.setdefault(reason.removeprefix("Skipped: "), []).append(report.nodeid.split("::")[0])
+    terminalreporter.write_sep("=", f"{len(skipped)} tests skipped, and why", yellow=True)
+    for reason, where in sorted(reasons.items(), key=lambda kv: -len(kv[1])):
+        files = ", ".join(sorted(set(where)))
+        terminalreporter.write_line(f"{len(where):4d} × {reason}  [{files}]")

@@ -59,6 +59,10 @@ def test_parse_endpoint():
     assert offload.parse_endpoint("http://127.0.0.1:60000/api/pose_estimation")[0] == "127.0.0.1"
     with pytest.raises(Exception, match="expected label="):
         offload.parse_endpoint("x=ftp://host/")
+    # a server's base URL, as a newcomer types it, posts to the function's gateway path
+    assert offload.function_url("http://127.0.0.1:60000", "pose-json") == "http://127.0.0.1:60000/function/pose-json"
+    assert offload.function_url("http://h:8080/", "detect-json") == "http://h:8080/function/detect-json"
+    assert offload.function_url("http://h/api/pose_estimation", "pose-json") == "http://h/api/pose_estimation"
 
 
 def test_server_timing_sums_the_cpu_stages_only():
@@ -103,6 +107,18 @@ def test_client_against_the_local_server(server, tmp_path):
     assert all(float(r["inference_ms"]) > 0 and float(r["request_bytes"]) > 10_000 for r in rows)
     assert "WINS" in (tmp_path / "summary.md").read_text()  # 500 ms locally vs a loopback server
     assert (tmp_path / "offload.png").stat().st_size > 10_000
+
+
+def test_a_base_url_works_and_a_wrong_path_fails_loudly(server, tmp_path, capsys):
+    """`--endpoint x=http://127.0.0.1:60000` measures the function; a path that answers 405 exits non-zero, naming the path."""
+    if not LOAD_128.is_dir():
+        pytest.skip("load-128 not found")
+    common = ["--images", str(LOAD_128), "--limit", "2", "--batch", "1", "--warmup", "1", "--no-local", "--local-ms", "500"]
+    assert offload.main([*common, "--out", str(tmp_path / "a"), "--endpoint", f"x={server.url}"]) == 0
+    rows = list(csv.DictReader((tmp_path / "a" / "measurements.csv").open()))
+    assert len(rows) == 2 and all(not r["error"] and float(r["inference_ms"]) > 0 for r in rows)
+    assert offload.main([*common, "--out", str(tmp_path / "b"), "--endpoint", f"x={server.url}/docs"]) == 2
+    assert "/function/pose-json" in capsys.readouterr().out
 
 
 # --- the acceptance test: a real emulated link -------------------------------------------------------------------

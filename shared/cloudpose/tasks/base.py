@@ -43,6 +43,7 @@ class ModelSpec:
     prepare: str  # "module:function(model_dir, *, source, variants) -> list[Path]", imported only at build time
     float_scope: str  # regex of graph node names that int8 quantisation keeps in float
     stretch: bool = False  # resize to imgsz×imgsz without keeping the aspect (as the model was trained)
+    f32_scope: str = ""  # regex of node names that stay float32 when the body runs in bf16 (the outputs' last ops)
     defaults: dict = field(default_factory=dict)  # ModelSettings defaults: conf, iou, max_det
     context: Callable[[Path], Any] | None = None  # loaded once beside the model (class names, anchors)
     references: dict[str, tuple[str, str]] = field(default_factory=dict)  # backend → ("module:Class", file suffix)

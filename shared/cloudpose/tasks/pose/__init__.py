@@ -36,6 +36,10 @@ TASK = Task(
         # The head's convolutions stay float in NNCF; ONNX Runtime quantises the box and score
         # convolutions (cv2, cv3) and keeps the keypoint branch (cv4): quantising it cost AP.
         float_scope={"nncf": r"/model\.23/.*", "onnxruntime": r"/model\.23/(?!cv[23]\.\d+/.*Conv)"},
+        # In a bf16 body, the head's last convolutions (box, score, keypoint maps) and the reshapes and
+        # concats after them stay float32: their outputs are what decode.py turns into pixels, and 8
+        # significant bits there would put keypoints on 0.1–0.5 pixel steps.
+        f32_scope=r"/model\.23/cv[234]\.\d/cv[234]\.\d\.2/Conv|/model\.23/(Reshape|Concat)|^output/",
         defaults={"conf": 0.25, "iou": 0.7, "max_det": 300},
         references={"ultralytics": ("cloudpose.tasks.pose.reference:UltralyticsPose", ".pt")},
     ),

@@ -34,7 +34,8 @@ def nms_per_class(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, io
     if not boxes.size:
         return np.zeros(0, np.int64)
     span = float(boxes.max() - boxes.min()) + 1.0
-    return nms(boxes + (classes.astype(np.float32) * span)[:, None], scores, iou, max_det)
+    shifted = boxes.astype(np.float64) + (classes.astype(np.float64) * span)[:, None]  # float64: exact offsets
+    return nms(shifted, scores, iou, max_det)
 
 
 def to_original(

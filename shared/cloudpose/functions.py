@@ -17,6 +17,8 @@ from .config import Settings
 from .imaging import Decoded, encode_jpeg
 from .schema import AnnotateResponse
 from .tasks import TASKS, Result, Task
+from .tasks.detect import draw as detect_draw
+from .tasks.detect.schema import DetectJSONResponse
 from .tasks.pose import draw as pose_draw
 from .tasks.pose.schema import PoseJSONResponse
 
@@ -59,5 +61,9 @@ FUNCTIONS: dict[str, Function] = {
                  PoseJSONResponse, "/api/pose_estimation"),
         Function("pose-annotate", TASKS["pose"], "The image with boxes, keypoints and skeletons drawn, as base64 JPEG",
                  annotated(pose_draw.draw), AnnotateResponse, "/api/pose_estimation_annotation"),
+        Function("detect-json", TASKS["detect"], "Objects: COCO label, accuracy and rectangle each, as JSON",
+                 render_json, DetectJSONResponse, "/api/object_detection"),
+        Function("detect-annotate", TASKS["detect"], "The image with labelled object boxes drawn, as base64 JPEG",
+                 annotated(detect_draw.draw), AnnotateResponse, "/api/object_detection_annotation"),
     )
 }  # fmt: skip

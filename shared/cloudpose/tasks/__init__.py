@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from .base import ModelSpec, Result, Task
+from .detect import TASK as DETECT
 from .pose import TASK as POSE
 
-TASKS: dict[str, Task] = {t.name: t for t in (POSE,)}
+TASKS: dict[str, Task] = {t.name: t for t in (POSE, DETECT)}
 
 __all__ = ["ModelSpec", "Result", "Task", "TASKS"]

@@ -1,0 +1,47 @@
+"""Object detection: the official yolov3-tiny darknet weights (80 COCO classes), the CloudDetect assignment's model.
+
+The pieces (one module each): `files` (the official files, verified), `darknet` (cfg + weights →
+ONNX), `prepare` (build time: conversion, variants), `decode` (raw YOLO maps → Detections),
+`result` (Detections and detect-json's answer), `draw` (the annotated JPEG), `schema` (the answer's
+contract).
+"""
+
+from __future__ import annotations
+
+from ..base import ModelSpec, Task
+from . import decode as decoding
+from .prepare import load_context
+
+# The convolutions that produce the two [yolo] maps (linear, 255 channels): what decoding reads.
+HEADS = r"^l(15|22)_convolutional$"
+
+# The variant each CPU class serves; speeds and person AP per variant: docs/benchmarks.md.
+CHOICES = {
+    "amx": ("ort-fp32-416", "ONNX Runtime fp32 at 416: exact parity with the OpenCV 4.10 reference"),
+    "avx512_bf16": ("ort-fp32-416", "ONNX Runtime fp32 at 416: exact parity with the OpenCV 4.10 reference"),
+    "avx512_vnni": ("ort-fp32-416", "ONNX Runtime fp32 at 416: exact parity with the OpenCV 4.10 reference"),
+    "avx2": ("ort-fp32-416", "ONNX Runtime fp32 at 416: exact parity with the OpenCV 4.10 reference"),
+    "arm": ("ort-fp32-416", "ONNX Runtime fp32 runs anywhere"),
+    "generic": ("ort-fp32-416", "ONNX Runtime fp32 runs anywhere"),
+}
+
+TASK = Task(
+    name="detect",
+    prefix="DETECT",
+    model=ModelSpec(
+        stem="yolov3-tiny",
+        imgsz=416,
+        decode=decoding.decode,
+        choices=CHOICES,
+        fallback="ort-fp32-416",
+        prepare="cloudpose.tasks.detect.prepare:prepare",
+        # Letterboxed (keep aspect, pad to the minimal stride-32 rectangle), not stretched as OpenCV's
+        # blobFromImage does: +9 person AP at conf 0.25 on coco-pose-dev (bench/detect_masks.py).
+        stretch=False,
+        float_scope={"nncf": HEADS, "onnxruntime": HEADS},
+        f32_scope=HEADS + r"|^yolo_",
+        # conf 0.25: the serving threshold; NMS 0.45 per class: darknet's own default.
+        defaults={"conf": 0.25, "iou": 0.45, "max_det": 100},
+        context=load_context,
+    ),
+)

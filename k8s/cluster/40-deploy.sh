@@ -8,8 +8,8 @@
 #   ./40-deploy.sh openfaas 2    # OpenFaaS CE via faas-cli       (stack.yml; at most 5 replicas)
 #
 # REGISTRY, TAG: where the images are, <REGISTRY>/cloudpose/<function>:<TAG> (default: cloudpose/<function>:
-# latest, as imported into each node's containerd). FUNCTIONS: which to run (default both; one function at
-# 8 replicas needs 4 CPUs of the workers, both need 8).
+# latest, as imported into each node's containerd). FUNCTIONS: which to run (default all six; one function at
+# 8 replicas needs 4 CPUs of the workers: name only the functions an experiment measures, e.g. FUNCTIONS=detect-json).
 set -euo pipefail
 
 usage() {
@@ -23,11 +23,11 @@ case "$replicas" in 1 | 2 | 4 | 8) ;; *) usage ;; esac # deployment.REPLICA_COUN
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 REGISTRY="${REGISTRY:-}"
 TAG="${TAG:-latest}"
-read -ra FUNCTIONS <<<"${FUNCTIONS:-pose-json pose-annotate}"
+ALL_FUNCTIONS=(pose-json pose-annotate detect-json detect-annotate photo-metadata photo-thumbnail) # deployment.FUNCTION_NAMES
+read -ra FUNCTIONS <<<"${FUNCTIONS:-${ALL_FUNCTIONS[*]}}"
 NS=cloudpose           # deployment.NAMESPACE
 FAAS_NS=openfaas-fn    # deployment.OPENFAAS_NAMESPACE
 OPENFAAS_CE_MAX=5      # deployment.OPENFAAS_CE_MAX_REPLICAS
-ALL_FUNCTIONS=(pose-json pose-annotate)
 
 # Render a kustomization with the chosen images (kustomize `images:` in effect, without editing files).
 render() {
@@ -94,7 +94,9 @@ case "$mode" in
       wait_models "$NS" "app.kubernetes.io/name=$fn"
     done
     node="$(kubectl get nodes -o jsonpath='{.items[0].status.addresses[?(@.type=="InternalIP")].address}')"
-    echo "pose-json:     http://$node:30080/   pose-annotate: http://$node:30081/   (any node's address)"
+    echo "pose-json:       http://$node:30080/   pose-annotate:   http://$node:30081/   (any node's address)"
+    echo "detect-json:     http://$node:30082/   detect-annotate: http://$node:30083/"
+    echo "photo-metadata:  http://$node:30084/   photo-thumbnail: http://$node:30085/"
     ;;
   knative)
     remove_k8s

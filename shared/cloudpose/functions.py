@@ -19,6 +19,7 @@ from .schema import AnnotateResponse
 from .tasks import TASKS, Result, Task
 from .tasks.detect import draw as detect_draw
 from .tasks.detect.schema import DetectJSONResponse
+from .tasks.photo.schema import MetadataResponse, ThumbnailResponse
 from .tasks.pose import draw as pose_draw
 from .tasks.pose.schema import PoseJSONResponse
 
@@ -65,5 +66,9 @@ FUNCTIONS: dict[str, Function] = {
                  render_json, DetectJSONResponse, "/api/object_detection"),
         Function("detect-annotate", TASKS["detect"], "The image with labelled object boxes drawn, as base64 JPEG",
                  annotated(detect_draw.draw), AnnotateResponse, "/api/object_detection_annotation"),
+        Function("photo-metadata", TASKS["metadata"], "A photo's EXIF capture time, GPS position, camera, size and format",
+                 render_json, MetadataResponse, "/api/photo_metadata"),
+        Function("photo-thumbnail", TASKS["thumbnail"], "A photo's thumbnail (fits 250×250, same format), as base64",
+                 render_json, ThumbnailResponse, "/api/photo_thumbnail"),
     )
 }  # fmt: skip

@@ -36,10 +36,11 @@ class Header:
 
 @dataclass(frozen=True, slots=True)
 class Decoded:
-    pixels: np.ndarray  # HxWx3 uint8 BGR, possibly reduced
+    pixels: np.ndarray  # HxWx3 uint8 BGR, possibly reduced (empty when a task asked for the header only)
     width: int  # original (displayed) size, the frame every coordinate is reported in
     height: int
     format: str
+    data: bytes = b""  # the file as received, for tasks that read more than pixels (EXIF, the original format)
 
     @property
     def scale(self) -> float:
@@ -73,14 +74,26 @@ def probe(data: bytes) -> Header:
     return Header(width, height, fmt, orientation)
 
 
-def decode(data: bytes, *, max_pixels: int, min_side: int) -> Decoded:
-    """Decode to BGR, honouring EXIF orientation; JPEGs larger than needed are decoded reduced."""
+def check(data: bytes, *, max_pixels: int) -> Header:
+    """The header, once it is known to be an image within the pixel limit (nothing decoded)."""
     header = probe(data)
     pixels = header.width * header.height
     if pixels > max_pixels:
         raise ImageTooLarge(
             f"image is {header.width}×{header.height} = {pixels / 1e6:.1f} MP, the limit is {max_pixels / 1e6:.1f} MP"
         )
+    return header
+
+
+def header_only(data: bytes, *, max_pixels: int) -> Decoded:
+    """For tasks that read the file themselves (photo metadata, thumbnails): checked like `decode`, not decoded."""
+    header = check(data, max_pixels=max_pixels)
+    return Decoded(np.zeros((0, 0, 3), np.uint8), header.width, header.height, header.format, data)
+
+
+def decode(data: bytes, *, max_pixels: int, min_side: int) -> Decoded:
+    """Decode to BGR, honouring EXIF orientation; JPEGs larger than needed are decoded reduced."""
+    header = check(data, max_pixels=max_pixels)
     factor = reduction(header, min_side)
     buf = np.frombuffer(data, np.uint8)
     # Orientation is applied below, the same way for every scale (OpenCV skips it for reduced reads).
@@ -90,7 +103,7 @@ def decode(data: bytes, *, max_pixels: int, min_side: int) -> Decoded:
     img = _orient(img, header.orientation)
     if img.ndim == 2:
         img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
-    return Decoded(img, header.width, header.height, header.format)
+    return Decoded(img, header.width, header.height, header.format, data)
 
 
 def reduction(header: Header, min_side: int) -> int:

@@ -33,7 +33,7 @@ from .config import Settings
 from .errors import BodyTooLarge, InferenceFailed, MethodNotAllowed, ModelNotReady, NotFound, Overloaded, ApiError
 from .backends import load
 from .functions import Function
-from .imaging import decode
+from .imaging import decode, header_only
 from .schema import BatchRequest, ErrorResponse, ImageRequest, batch_of
 from .tasks import Task
 
@@ -220,7 +220,10 @@ def _process(body: bytes, fn: Function, runner, state: State, arrived: float) ->
     for position, item in enumerate(parsed.items):
         t0 = time.perf_counter()
         try:
-            image = decode(item.data, max_pixels=settings.max_pixels, min_side=runner.min_side)
+            if fn.task.pixels:
+                image = decode(item.data, max_pixels=settings.max_pixels, min_side=runner.min_side)
+            else:
+                image = header_only(item.data, max_pixels=settings.max_pixels)
         except ApiError as exc:
             exc.request_id = item.id
             if parsed.batch:

@@ -58,6 +58,7 @@ class Task:
     model: ModelSpec | None = None
     run: Callable[[Decoded, ModelSettings], Result] | None = None  # a task without a model
     min_side: int = 0  # decode JPEGs reduced as long as this many pixels remain (model tasks: the input size)
+    pixels: bool = True  # False: the task reads the file itself; the service only checks its header and limits
     defaults: dict = field(default_factory=dict)  # ModelSettings defaults of a task without a model
 
     def settings(self, env: dict[str, str] | None = None) -> ModelSettings:

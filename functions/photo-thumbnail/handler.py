@@ -1,0 +1,10 @@
+"""photo-thumbnail — POST {"id", "image"} → {"id", "image": "<base64 thumbnail, same format>", "format", "width", "height"}
+
+The function is an adapter: the server (limits, errors, health, threads) is `cloudpose.service`,
+the task and renderer are its row in `cloudpose.functions`. The image runs `python handler.py`.
+"""
+
+from cloudpose.serve import main
+
+if __name__ == "__main__":
+    raise SystemExit(main(["photo-thumbnail"]))

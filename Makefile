@@ -16,7 +16,7 @@ PYTEST_ARGS ?=
 REQS := requirements/serve.txt requirements/build.txt requirements/dev.txt pyproject.toml
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv model up test bench images manifests swarm-up swarm-down clean
+.PHONY: help venv model up test bench soak images manifests swarm-up swarm-down failover clean
 
 help:
 	@sed -n '2,5p' Makefile
@@ -42,6 +42,10 @@ test: model
 bench: model
 	$(PY) -m bench.serving $(BENCH_ARGS)
 
+# 10,000 mixed good and bad requests on pose-json and on detect-json, each in a 0.5-CPU / 512 MiB cgroup (root)
+soak: model
+	$(PY) -m loadtest.soak $(SOAK_ARGS)
+
 # stack.yml, k8s/ and the Swarm stack's services, rendered from shared/cloudpose/deployment.py (commit the result)
 manifests: $(STAMP)
 	$(PY) -m cloudpose.manifests
@@ -50,13 +54,16 @@ clean:
 	rm -rf $(VENV) build .pytest_cache
 
 # Container images and Docker Swarm (docs/containers.md):
-#   make images                    both function images, built offline (host wheelhouse, local base image)
-#   make swarm-up REPLICAS=2       both functions on Docker Swarm, behind nginx on 127.0.0.1:8088
+#   make images [FUNCTIONS="pose-json detect-json"]   the function images (default all), built offline
+#   make swarm-up REPLICAS=2 [FUNCTIONS=...]          those functions on Docker Swarm, behind nginx on 127.0.0.1:8088
 #   make swarm-scale REPLICAS=1 [FN=pose-json] [OVERCOMMIT=1]     make swarm-status     make swarm-down
+#   make failover [FAILOVER_ARGS=...]                 kill a replica under load (docs/failover.md)
 WHEELS ?= $(CACHE)/wheels/serve
 IMAGE_TAG ?= latest
 BASE_IMAGE ?=
-WITH_OPENVINO ?=  # empty: each function's build_args in stack.yml; 0 or 1 overrides them all
+# empty: each function's build_args in stack.yml; 0 or 1 overrides them all
+WITH_OPENVINO ?=
+FUNCTIONS ?= all
 REPLICAS ?= 2
 FN ?= all
 OVERCOMMIT ?=
@@ -77,11 +84,13 @@ wheels: $(WHEELS)/.complete
 base-image:
 	scripts/rootfs-image.sh cloudpose/base:bookworm python3 python3-venv
 
+SELECTED := $(if $(filter all,$(FUNCTIONS)),,$(FUNCTIONS))
+
 images: model wheels
-	scripts/build-images.sh
+	scripts/build-images.sh $(SELECTED)
 
 swarm-up: images
-	$(SWARM) up --replicas $(REPLICAS) $(if $(OVERCOMMIT),--overcommit)
+	$(SWARM) up --replicas $(REPLICAS) $(foreach f,$(SELECTED),--function $(f)) $(if $(OVERCOMMIT),--overcommit)
 
 swarm-scale: $(STAMP)
 	$(SWARM) scale --replicas $(REPLICAS) --function $(FN) $(if $(OVERCOMMIT),--overcommit)
@@ -91,3 +100,6 @@ swarm-status: $(STAMP)
 
 swarm-down: $(STAMP)
 	$(SWARM) down
+
+failover: $(STAMP)
+	$(PY) -m loadtest.failover $(FAILOVER_ARGS)

@@ -168,6 +168,8 @@ BAD_INPUTS = {
     "truncated jpeg": ({"id": "x", "image": b64(_jpeg(64, 64)[:200])}, 400, "not_an_image"),
     "zero-size image": ({"id": "x", "image": b64(_png_header(0, 10))}, 400, "empty_image"),
     "header claims 400 MP": ({"id": "x", "image": b64(_png_header(20000, 20000))}, 413, "image_too_large"),
+    "a bare 60000×60000 PNG header": ({"id": "x", "image": b64(_png_header(60000, 60000)[:33])}, 413, "image_too_large"),
+    "a bare small PNG header": ({"id": "x", "image": b64(_png_header(64, 64)[:33])}, 400, "not_an_image"),
     "real 48 MP jpeg": ({"id": "x", "image": b64(_jpeg(8000, 6000))}, 413, "image_too_large"),
     "body over 10 MB": ({"id": "x", "image": "A" * (11 * 1024 * 1024)}, 413, "body_too_large"),
     "empty batch": ({"images": []}, 400, "batch_empty"),

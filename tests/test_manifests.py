@@ -214,6 +214,19 @@ def test_knative_services_validate(n):
     assert skipped == {"v1 Namespace"}  # validated by kubernetes-validate above
 
 
+def test_podmonitors_validate_and_select_every_function():
+    text = (K8S / "monitoring" / "podmonitors.yaml").read_text()
+    code, reports = knative_reports(text)
+    assert code == 0 and len(reports) == 2 and not any(r["skipped"] for r in reports), reports
+    for doc in docs_of(text):
+        (expression,) = doc["spec"]["selector"]["matchExpressions"]
+        assert expression["values"] == list(d.FUNCTION_NAMES)
+        assert doc["spec"]["podMetricsEndpoints"] == [{"portNumber": d.PORT, "path": d.METRICS_PATH, "interval": "15s"}]
+    broken = docs_of(text)[0]
+    broken["spec"]["podMetricsEndpoints"][0]["portNumbr"] = 8080
+    assert knative_reports(yaml.safe_dump(broken))[0] == 1, "the validator accepted an unknown PodMonitor field"
+
+
 def test_knative_validator_rejects_broken_services():
     service = next(doc for doc in rendered_docs("knative", 1) if doc["kind"] == "Service")
     knative_container = ("spec", "template", "spec", "containers", 0)
@@ -410,7 +423,7 @@ def test_committed_manifests_are_what_the_generator_renders():
     result = run([sys.executable, "-m", "cloudpose.manifests", "--check"])
     assert result.returncode == 0, result.stderr
     rendered = manifests.render()
-    assert len(rendered) == 2 * len(d.FUNCTION_NAMES) + 2 + 2 * len(d.REPLICA_COUNTS) + 2
+    assert len(rendered) == 2 * len(d.FUNCTION_NAMES) + 2 + 2 * len(d.REPLICA_COUNTS) + 3
 
 
 def test_function_names_are_the_function_table():
@@ -565,7 +578,14 @@ def test_kubeadm_deployments_agree_with_deployment_py(n):
         assert c["readinessProbe"]["httpGet"] == {"path": d.READY_PATH, "port": "http"}
         # the hostname must stay the pod's name: it is what X-Served-By and the logs report
         assert not {"hostname", "subdomain", "hostNetwork", "setHostnameAsFQDN"} & set(pod)
-        assert pod["terminationGracePeriodSeconds"] > d.REQUEST_TIMEOUT_S
+        # the stop is bounded inside the grace period: preStop, then the drain and the shutdown timeout
+        from cloudpose.config import Settings
+
+        defaults = Settings.from_env({})
+        stop = c["lifecycle"]["preStop"]["sleep"]["seconds"] + defaults.drain_seconds + defaults.shutdown_timeout
+        assert pod["terminationGracePeriodSeconds"] == d.TERMINATION_GRACE_S > stop >= d.REQUEST_TIMEOUT_S
+        notes = dep["spec"]["template"]["metadata"]["annotations"]
+        assert notes == {"prometheus.io/scrape": "true", "prometheus.io/port": str(d.PORT), "prometheus.io/path": d.METRICS_PATH}
         sc = pod["securityContext"]
         assert (sc["runAsUser"], sc["runAsNonRoot"]) == (d.RUN_AS_USER, True)
         assert sc["seccompProfile"]["type"] == "RuntimeDefault"

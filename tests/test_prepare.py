@@ -112,3 +112,17 @@ def test_every_variant_made_from_nothing_serves_a_request(from_nothing, variant)
         assert r.json()["id"] == variant and r.json()["count"] >= 1
     finally:
         server.stop()
+
+
+def test_a_model_file_from_another_version_is_refused_naming_the_fix(tmp_path, settings):
+    """A stale file whose outputs the decode cannot read fails at load, saying what to run, not on every request."""
+    import os
+
+    from cloudpose.backends import load
+    from cloudpose.config import Settings
+    from cloudpose.tasks import TASKS
+
+    shutil.copy(settings.model_dir / "yolov3-tiny.onnx", tmp_path / "yolo11n-pose.onnx")  # the wrong graph
+    env = {**os.environ, "POSE_MODEL_DIR": str(tmp_path), "POSE_VARIANT": "ort-fp32-640"}
+    with pytest.raises(RuntimeError, match=r"from another version; run `make model`"):
+        load(TASKS["pose"], Settings.from_env(env))

@@ -91,6 +91,14 @@ class Settings:
         default="", metadata={"env": "POSE_CORS_ORIGINS", "help": "comma-separated origins allowed by CORS; none by default"}
     )
     port: int = field(default=8080, metadata={"env": "PORT", "help": "listen port (the local default uses 60000)"})
+    drain_seconds: float = field(
+        default=2.0,
+        metadata={"env": "POSE_DRAIN_SECONDS", "help": "after SIGTERM: seconds of not-ready (503) while still serving"},
+    )
+    shutdown_timeout: float = field(
+        default=60.0,
+        metadata={"env": "POSE_SHUTDOWN_TIMEOUT", "help": "then: seconds to finish the requests already accepted"},
+    )
     # The environment the settings were read from: each task reads its ModelSettings from it.
     env: dict = field(default_factory=dict, repr=False, compare=False, metadata={"env": "", "help": ""})
 

@@ -15,6 +15,9 @@ REPLICA_COUNTS = (1, 2, 4, 8)  # the experiment's fixed replica counts
 OPENFAAS_CE_MAX_REPLICAS = 5  # OpenFaaS Community Edition caps a function here: 8 needs Knative or Deployments
 HEALTH_PATH = "/_/health"
 READY_PATH = "/_/ready"
+METRICS_PATH = "/metrics"  # Prometheus text format (metrics.py)
+# A pod's stop: preStop 5 s + POSE_DRAIN_SECONDS 2 s + POSE_SHUTDOWN_TIMEOUT 60 s (config.py) = 67 s, inside this.
+TERMINATION_GRACE_S = 75
 IMAGE_REPOSITORY = "cloudpose"  # images are <registry>/cloudpose/<function>:<tag>
 NAMESPACE = "cloudpose"  # kubeadm Deployments and Knative Services; OpenFaaS uses openfaas-fn
 

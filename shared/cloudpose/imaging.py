@@ -62,10 +62,14 @@ def probe(data: bytes) -> Header:
     # ImportError: where Ultralytics is imported too (parity tests), it patches Image.open to try an
     # optional HEIF plugin on unknown bytes, and that import fails instead.
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, struct.error, ImportError) as exc:
-        if data.startswith(_PNG_SIGNATURE) and len(data) >= 24:
+        if data.startswith(_PNG_SIGNATURE) and data[12:16] == b"IHDR" and len(data) >= 24:
+            # A PNG whose IHDR is readable but whose rest Pillow refuses (cut short, say): its size is
+            # known, so the limits answer first (a 60000×60000 header is "too large", not "unreadable");
+            # within them, decoding fails and says so.
             width, height = struct.unpack(">II", data[16:24])
             if width == 0 or height == 0:
                 raise EmptyImage(f"PNG header says {width}×{height} pixels") from None
+            return Header(width, height, "PNG")
         raise NotAnImage(f"bytes are not an image this service can read ({len(data)} bytes; {_first_line(exc)})") from None
     if width <= 0 or height <= 0:
         raise EmptyImage(f"{fmt} image has {width}×{height} pixels")

@@ -56,14 +56,19 @@ spec:
     metadata:
       labels:
         app.kubernetes.io/name: @name
+      annotations: # annotation-based discovery (Prometheus' kubernetes-pods job); k8s/monitoring has PodMonitors
+        prometheus.io/scrape: "true"
+        prometheus.io/port: "@port"
+        prometheus.io/path: @metrics_path
     spec:
       # No hostname/subdomain/hostNetwork: the container's hostname is then the pod's name, which the
       # service reports in X-Served-By and in every log line.
       automountServiceAccountToken: false # the function never talks to the API server
       enableServiceLinks: false # no FOO_SERVICE_HOST variables from the namespace's other Services
-      # A request may run up to deployment.REQUEST_TIMEOUT_S (60 s); preStop keeps the pod serving while
-      # kube-proxy removes it from the Service, then uvicorn finishes what it holds on SIGTERM.
-      terminationGracePeriodSeconds: 75
+      # Stopping is bounded: preStop (5 s, while kube-proxy removes the pod from the Service), then on
+      # SIGTERM POSE_DRAIN_SECONDS of not-ready (2 s) and up to POSE_SHUTDOWN_TIMEOUT (60 s: the longest
+      # request) to finish what was accepted — 67 s, inside the grace period.
+      terminationGracePeriodSeconds: @grace
       securityContext:
         runAsNonRoot: true
         runAsUser: 10001 # the images' user (template/cloudpose/Dockerfile)
@@ -189,13 +194,19 @@ spec:
         # every pod full and hands each to the first pod with a free slot, instead of the pods' own
         # queue-proxies refusing them (503) once their bounded queues fill.
         autoscaling.knative.dev/target-burst-capacity: "-1"
+        prometheus.io/scrape: "true" # annotation-based discovery; k8s/monitoring has PodMonitors
+        prometheus.io/port: "@port"
+        prometheus.io/path: @metrics_path
     spec:
       # 4 requests per pod at once (deployment.CONTAINER_CONCURRENCY): a 0.5-CPU pod runs one inference
       # at a time (POSE_MAX_INFLIGHT resolves to 1) and queues the rest itself; 3 more let the next bodies
       # upload and decode while the CPU works, and no more, so a request waits where the activator can
       # still send it to whichever pod frees first rather than behind a long queue in one pod.
       containerConcurrency: 4
-      timeoutSeconds: 60 # deployment.REQUEST_TIMEOUT_S: the slowest request, queueing included
+      # deployment.REQUEST_TIMEOUT_S: the slowest request, queueing included. Knative also makes it the
+      # pod's termination grace period, so the container's own stop fits inside it: the queue-proxy
+      # already drains the route (POSE_DRAIN_SECONDS 0), and accepted requests get the rest.
+      timeoutSeconds: 60
       containers:
         - name: @name
           image: cloudpose/@name:latest
@@ -203,6 +214,11 @@ spec:
           ports:
             - name: http1 # HTTP/1.1 to the container; Knative sets PORT to this port
               containerPort: 8080
+          env:
+            - name: POSE_DRAIN_SECONDS
+              value: "0"
+            - name: POSE_SHUTDOWN_TIMEOUT
+              value: "@knative_shutdown"
           resources: # request = limit: a fixed half CPU, as on every platform
             requests:
               cpu: 500m
@@ -301,12 +317,57 @@ STACK_FUNCTION = _Template("""  @name:
       com.openfaas.health.http.initialDelay: "5s" # imports and model load take a few seconds at 0.5 CPU
       com.openfaas.ready.http.path: @ready
       com.openfaas.ready.http.initialDelay: "5s"
+      prometheus.io/scrape: "true" # the function's own /metrics (the built-in Prometheus scrapes the gateway)
+      prometheus.io/port: "@port"
+      prometheus.io/path: @metrics_path
     limits:
       cpu: @cpu
       memory: @memory
     requests:
       cpu: @cpu
       memory: @memory
+""")
+
+
+PODMONITORS = _Template("""# Prometheus Operator: scrape every function pod's /metrics (kubectl apply -f k8s/monitoring/).
+# One PodMonitor per platform, as they label pods differently: the Deployments and Knative Services with
+# app.kubernetes.io/name (namespace @namespace), OpenFaaS with faas_function (namespace @openfaas_namespace).
+@generated
+apiVersion: monitoring.coreos.com/v1
+kind: PodMonitor
+metadata:
+  name: cloudpose-functions
+  namespace: @namespace
+  labels:
+    app.kubernetes.io/part-of: cloudpose
+spec:
+  selector:
+    matchExpressions:
+      - key: app.kubernetes.io/name
+        operator: In
+        values:
+@names  podMetricsEndpoints:
+    - portNumber: @port # the container's port on every platform (Knative's user port, not the queue-proxy's)
+      path: @metrics_path
+      interval: 15s
+---
+apiVersion: monitoring.coreos.com/v1
+kind: PodMonitor
+metadata:
+  name: cloudpose-openfaas-functions
+  namespace: @openfaas_namespace
+  labels:
+    app.kubernetes.io/part-of: cloudpose
+spec:
+  selector:
+    matchExpressions:
+      - key: faas_function
+        operator: In
+        values:
+@names  podMetricsEndpoints:
+    - portNumber: @port
+      path: @metrics_path
+      interval: 15s
 """)
 
 
@@ -319,7 +380,9 @@ def render() -> dict[Path, str]:
     names = d.FUNCTION_NAMES
     out: dict[Path, str] = {}
     for name in names:
-        values = {"name": name, "node_port": d.NODE_PORTS[name], "generated": GENERATED}
+        values = {"name": name, "node_port": d.NODE_PORTS[name], "generated": GENERATED, "port": d.PORT,
+                  "metrics_path": d.METRICS_PATH, "grace": d.TERMINATION_GRACE_S,
+                  "knative_shutdown": d.REQUEST_TIMEOUT_S - 5}  # fmt: skip
         out[Path("k8s/base") / f"{name}.yaml"] = DEPLOYMENT.substitute(values)
         out[Path("k8s/knative/base") / f"{name}.yaml"] = KNATIVE.substitute(values)
     out[Path("k8s/base/kustomization.yaml")] = (
@@ -352,11 +415,16 @@ def render() -> dict[Path, str]:
             "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../../base\npatches:\n"
             "  - target:\n      group: serving.knative.dev\n      kind: Service\n    patch: |-\n" + patch
         )
+    out[Path("k8s/monitoring/podmonitors.yaml")] = PODMONITORS.substitute(
+        generated=GENERATED, names="".join(f"          - {n}\n" for n in names), port=d.PORT,
+        metrics_path=d.METRICS_PATH, namespace=d.NAMESPACE, openfaas_namespace=d.OPENFAAS_NAMESPACE,
+    )  # fmt: skip
     functions = "\n".join(
         STACK_FUNCTION.substitute(
             name=name, models=model_files(name), openvino="1" if model_files(name) else "0",
             read_timeout=f"{d.REQUEST_TIMEOUT_S + 1}s", exec_timeout=f"{d.REQUEST_TIMEOUT_S}s",
-            health=d.HEALTH_PATH, ready=d.READY_PATH, cpu=d.CPU_LIMIT, memory=d.MEMORY_LIMIT,
+            health=d.HEALTH_PATH, ready=d.READY_PATH, cpu=d.CPU_LIMIT, memory=d.MEMORY_LIMIT, port=d.PORT,
+            metrics_path=d.METRICS_PATH,
         )
         for name in names
     )  # fmt: skip

@@ -6,6 +6,8 @@ import argparse
 import ctypes
 import logging
 import os
+import signal
+import threading
 
 from .functions import FUNCTIONS
 
@@ -27,10 +29,50 @@ def configure_logging() -> None:
 
 
 def run(app, host: str, port: int) -> None:
-    """uvicorn with its fastest loop and parser where installed; our own request log replaces its access log."""
+    """uvicorn with its fastest loop and parser where installed; our own request log replaces its access log.
+
+    SIGTERM drains instead of stopping at once (see `DrainingServer`); a second SIGTERM or SIGINT stops now.
+    """
     import uvicorn
 
-    uvicorn.run(app, host=host, port=port, access_log=False, log_config=None, timeout_keep_alive=75)
+    settings = app.state.cloudpose.settings
+    config = uvicorn.Config(app, host=host, port=port, access_log=False, log_config=None, timeout_keep_alive=75,
+                            timeout_graceful_shutdown=settings.shutdown_timeout)  # fmt: skip
+    _draining_server()(config, app.state.cloudpose, settings.drain_seconds).run()
+
+
+def _draining_server():
+    import uvicorn
+
+    class DrainingServer(uvicorn.Server):
+        """On the first SIGTERM: /_/ready answers 503 at once while requests keep being served for
+        `drain_seconds` (a load balancer has that long to notice), then the listener closes and the
+        requests already accepted (running, queued, still uploading) finish within the shutdown timeout.
+        The whole stop is bounded by drain + shutdown timeout, below every platform's grace period."""
+
+        def __init__(self, config, state, drain_seconds: float) -> None:
+            super().__init__(config)
+            self.state, self.drain_seconds, self.drain_timer = state, drain_seconds, None
+
+        def handle_exit(self, sig, frame) -> None:
+            if sig == signal.SIGTERM and self.drain_timer is None and self.drain_seconds > 0 and not self.should_exit:
+                self.state.draining = True
+                logging.getLogger("cloudpose.serve").info(
+                    "SIGTERM: draining for %.1f s, then finishing what is in flight", self.drain_seconds)
+                self.drain_timer = threading.Timer(self.drain_seconds, self.stop_after_drain)
+                self.drain_timer.daemon = True
+                self.drain_timer.start()
+                return
+            self.state.draining = True
+            super().handle_exit(sig, frame)
+
+        def stop_after_drain(self) -> None:
+            """Close the listener and finish what is held; the drain was the signal's answer, so exit 0."""
+            self.should_exit = True
+
+    return DrainingServer
+
+
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -34,6 +34,7 @@ from .errors import BodyTooLarge, InferenceFailed, MethodNotAllowed, ModelNotRea
 from .backends import load
 from .functions import Function
 from .imaging import decode, header_only
+from .metrics import REJECTED_STATUSES, Metrics
 from .schema import BatchRequest, ErrorResponse, ImageRequest, batch_of
 from .tasks import Task
 
@@ -53,7 +54,9 @@ class State:
     held_bytes: int = 0  # request bodies being read or waiting: bounded, so a burst of uploads cannot OOM a pod
     served: int = 0
     abandoned: int = 0  # requests whose client left while they queued: never computed
+    draining: bool = False  # after SIGTERM: not ready, still finishing (and taking) requests until the server stops
     started: float = field(default_factory=time.monotonic)
+    metrics: Metrics = field(default_factory=Metrics)
 
     def runner(self, task: Task):
         """The task's runner once loaded, else None."""
@@ -74,6 +77,7 @@ class State:
                 continue
             try:
                 self.runners[task.name] = load(task, self.settings)
+                self.metrics.model_loaded(task.name, self.runners[task.name].describe())
             except Exception as exc:  # reported by /_/health and /_/ready, and in the log with its traceback
                 log.exception("%s model failed to load", task.name)
                 self.load_errors[task.name] = f"{type(exc).__name__}: {exc}"
@@ -102,7 +106,9 @@ def make_app(
 
     app = FastAPI(title=title, version=__version__, lifespan=lifespan, docs_url="/docs", redoc_url=None)
     app.state.cloudpose = state
-    _add_error_handlers(app)
+    by_path = {path: fn.name for fn in functions for path in _paths(fn, functions, root_post)}
+    _add_error_handlers(app, state, by_path)
+    _add_metrics(app, state)
     _add_health(app, state, functions)
     _add_page(app)
     for fn in functions:
@@ -120,6 +126,7 @@ def make_app(
                 include_in_schema=path != "/" or len(functions) == 1,
             )
     app.openapi = partial(_openapi, app)
+    app.add_middleware(_CountRequests, metrics=state.metrics, by_path=by_path)
     if settings.cors_origin_list:
         from fastapi.middleware.cors import CORSMiddleware
 
@@ -180,6 +187,7 @@ async def _endpoint(request: Request, *, fn: Function, state: State) -> Response
         state.in_system -= 1
         state.held_bytes -= reserve
     state.served += 1
+    state.metrics.observe(fn.name, timing)
     log.info("%s %s 200 %s host=%s", request.method, request.url.path, summary, HOST)
     return Response(content, media_type="application/json", headers=_headers(runner, timing))
 
@@ -301,9 +309,11 @@ def _error_response(exc: ApiError) -> Response:
     return Response(orjson.dumps(exc.body()), status_code=exc.status, media_type="application/json", headers=headers)
 
 
-def _add_error_handlers(app: FastAPI) -> None:
+def _add_error_handlers(app: FastAPI, state: State, by_path: dict[str, str]) -> None:
     async def pose_error(request: Request, exc: ApiError) -> Response:
         log.info("%s %s %d %s id=%s: %s", request.method, request.url.path, exc.status, exc.code, exc.request_id, exc.message)
+        if exc.status in REJECTED_STATUSES:
+            state.metrics.rejected.labels(by_path.get(request.url.path, ""), exc.code).inc()
         return _error_response(exc)
 
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -338,10 +348,12 @@ def _add_health(app: FastAPI, state: State, functions: list[Function]) -> None:
     def ready() -> Response:
         s = state.settings
         runners = {t.name: state.runner(t) for t in state.tasks}  # read once: a model may turn ready while this runs
-        ready = all(r is not None for r in runners.values())
+        loaded = all(r is not None for r in runners.values())
+        ready = loaded and not state.draining
         models = {name: r.describe() if r is not None else None for name, r in runners.items()}
+        status = "draining" if state.draining else "ready" if loaded else "failed" if state.load_error else "loading"
         body = {
-            "status": "ready" if ready else ("failed" if state.load_error else "loading"),
+            "status": status,
             "error": state.load_error,
             "host": HOST,
             "functions": {
@@ -350,7 +362,7 @@ def _add_health(app: FastAPI, state: State, functions: list[Function]) -> None:
             },
             "models": models,
             # The first function's model: what a single-function image serves (and older clients read).
-            "model": models[functions[0].task.name] if ready else None,
+            "model": models[functions[0].task.name] if loaded else None,
             "limits": {"max_body_bytes": s.max_body_bytes, "max_pixels": s.max_pixels, "max_batch": s.max_batch},
             "inflight": s.inflight,
             "threads": s.threads,
@@ -358,6 +370,51 @@ def _add_health(app: FastAPI, state: State, functions: list[Function]) -> None:
             "uptime_s": round(time.monotonic() - state.started, 3),
         }
         return Response(orjson.dumps(body), status_code=200 if ready else 503, media_type="application/json")
+
+
+class _CountRequests:
+    """ASGI middleware: every answer counted by function, path and status (errors included, as they leave).
+
+    Paths outside the served routes are counted as "other", so a scan of random URLs cannot grow the
+    number of series without bound."""
+
+    KNOWN = ("/", "/_/health", "/_/ready", "/metrics", "/docs", "/openapi.json")
+
+    def __init__(self, app, *, metrics: Metrics, by_path: dict[str, str]) -> None:
+        self.app, self.metrics, self.by_path = app, metrics, by_path
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        status = 500
+
+        async def sending(message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            path = scope["path"]
+            label = path if path in self.by_path or path in self.KNOWN else "/static" if path.startswith("/static/") else "other"
+            self.metrics.requests.labels(self.by_path.get(path, ""), label, str(status)).inc()
+
+
+def _add_metrics(app: FastAPI, state: State) -> None:
+    def running() -> float:
+        return state.limiter.borrowed_tokens if state.limiter else 0
+
+    def queued() -> float:
+        return state.limiter.statistics().tasks_waiting if state.limiter else 0
+
+    state.metrics.gauges(lambda: state.in_system, running, queued, lambda: state.held_bytes, lambda: float(state.draining))
+
+    @app.get("/metrics", tags=["health"], summary="Prometheus metrics: requests, latency per stage, queue, model, memory, CPU")
+    async def metrics() -> Response:  # on the event loop: a millisecond of formatting, never behind the inference threads
+        body, content_type = state.metrics.render()
+        return Response(body, media_type=content_type)
 
 
 def _responses(fn: Function) -> dict:

@@ -1,11 +1,13 @@
-// Validate Knative Services with @kubernetes-models/knative (JSON schemas from Knative Serving's CRDs).
+// Validate the custom resources the manifests use with @kubernetes-models (JSON schemas from the CRDs):
+// Knative Services (@kubernetes-models/knative) and Prometheus Operator PodMonitors
+// (@kubernetes-models/prometheus-operator).
 //
 //   node tests/knative/validate.mjs FILE.yaml... | -     (YAML, several documents each; - = stdin)
 //
 // Prints one JSON report per document: {source, index, kind, name, errors, unknown, skipped}. Exit 1 if any
 // document has errors or unknown fields, 2 on bad input.
 //
-// Two checks per Service:
+// Two checks per object:
 //  1. the model's own validate(): types, enums, required keys, exactly as the package ships them;
 //  2. unknown fields, which (1) lets through because the schemas do not forbid extra properties. The
 //     package embeds its schemas as compiled validators, not as data, so this check watches the compiled
@@ -16,8 +18,9 @@
 import { readFileSync } from "node:fs";
 import { parseAllDocuments } from "yaml";
 import { Service } from "@kubernetes-models/knative/serving.knative.dev/v1";
+import { PodMonitor } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1";
 
-const MODELS = { "serving.knative.dev/v1 Service": Service };
+const MODELS = { "serving.knative.dev/v1 Service": Service, "monitoring.coreos.com/v1 PodMonitor": PodMonitor };
 
 function watch(value, path, records) {
   if (value === null || typeof value !== "object") return value;

@@ -65,6 +65,13 @@ class Model(ABC):
     @abstractmethod
     def _load(self) -> None: ...
 
+    def check_outputs(self, path, names: list[str]) -> None:
+        """Refuse a model file whose outputs are not what this task's decode reads: a file from another
+        version of the project (an older export, say) would otherwise fail every request with a 500."""
+        if tuple(names) != tuple(self.spec.outputs):
+            raise RuntimeError(f"{path} has outputs {names}, but the {self.task.name} decode reads {list(self.spec.outputs)}: "
+                               "the file is from another version; run `make model` (cloudpose-prepare) to rebuild it")  # fmt: skip
+
     def wait_steady(self, timeout: float = 60) -> bool:
         """Block until work started by `load` in the background is done (OpenVINO's smaller shapes)."""
         return True

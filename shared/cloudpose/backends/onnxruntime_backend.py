@@ -23,6 +23,7 @@ class OnnxModel(Model):
         opts.log_severity_level = 3
         self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
+        self.check_outputs(path, [o.name for o in self.session.get_outputs()])
 
     def predict(self, tensor: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: tensor})

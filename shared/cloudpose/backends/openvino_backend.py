@@ -38,6 +38,7 @@ class OpenVinoModel(Model):
             raise ValueError(f"{self.variant.name}: OpenVINO serves fixed input shapes only")
         self.core = ov.Core()
         self.model = self.core.read_model(str(path))
+        self.check_outputs(path, [o.get_any_name() for o in self.model.outputs])
         native = self.variant.precision in ("bf16", "int8") and has_bf16(self.core)
         self.runs_as = "bf16" if native else "f32"  # a bf16 variant on a CPU without bf16 runs f32: say so
         if native and self.spec.f32_scope:

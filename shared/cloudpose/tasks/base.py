@@ -36,6 +36,7 @@ class ModelSpec:
     """A task's model, for the generic backends (ONNX Runtime, OpenVINO) and the build-time preparation."""
 
     stem: str  # files in the model folder: <stem>.onnx, <stem>.int8.onnx, <stem>.xml, <stem>.int8.xml
+    outputs: tuple[str, ...]  # the graph's output names, in the order `decode` takes them
     imgsz: int  # default input long side
     decode: Decoder  # raw outputs → result, in original-image pixels
     choices: dict[str, tuple[str, str]]  # CPU class → (variant name, why): what POSE_VARIANT=auto serves

@@ -30,6 +30,7 @@ TASK = Task(
     prefix="DETECT",
     model=ModelSpec(
         stem="yolov3-tiny",
+        outputs=("yolo_0", "yolo_1"),  # the raw maps of the two [yolo] layers, as darknet.py names them
         imgsz=416,
         decode=decoding.decode,
         choices=CHOICES,

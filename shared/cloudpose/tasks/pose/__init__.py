@@ -28,6 +28,7 @@ TASK = Task(
     prefix="POSE",
     model=ModelSpec(
         stem="yolo11n-pose",
+        outputs=decoding.OUTPUTS,
         imgsz=640,
         decode=decoding.decode,
         choices=CHOICES,

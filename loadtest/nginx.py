@@ -31,8 +31,9 @@ def available() -> str | None:
 
 
 def render_upstreams(upstreams: dict[str, list[int]]) -> str:
-    """Upstream blocks as gateway.sh writes them: least_conn, one server per replica port, keepalive."""
-    out = []
+    """Upstream blocks as gateway.sh writes them: least_conn, one server per replica port, keepalive; and the
+    map of function names the generic /function/<name> routes serve."""
+    out = ["map $function $function_known {", "    default 0;", *(f"    {name} 1;" for name in upstreams), "}"]
     for name, ports in upstreams.items():
         out.append(f"upstream {name} {{\n    least_conn;")
         out += [f"    server 127.0.0.1:{port} max_fails=1 fail_timeout=2s;" for port in ports]

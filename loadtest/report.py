@@ -9,7 +9,11 @@ itself when one is given, else results/experiment/merged):
 - table.md: per engine, rows = replicas, per client location the max users and the average response time
   at it (mean ± standard deviation over repetitions), then the details (p95, throughput, replica share);
 - response-time-<engine>-<client>.png: average response time against users, one line per replica count
-  (the ramp's steps up to the first failure, a cross there; a star at the confirmed max users).
+  (the ramp's steps up to the first failure, a cross there; a star at the confirmed max users; a red ring
+  round every step in which the load generator, not the service, was the limit).
+
+A point is marked ⚑ when the client was the limit in a step that decided it (a ramp step up to the first
+failure, or a confirm): its busiest Locust process was above 90 % CPU, or Locust warned (clientcpu.py).
 
 The experiment runner (loadtest/experiment.py) calls `write_report` after every point.
 """
@@ -29,16 +33,19 @@ ROOT = Path(__file__).resolve().parents[1]
 KEY = ("engine", "client", "replicas", "repetition")
 STEP_FIELDS = [
     *KEY, "phase", "users", "spawn_rate", "requests", "failures", "hold_requests", "avg_ms", "p50_ms", "p95_ms",
-    "rps", "inference_ms", "served_by", "reasons", "started", "raw",
+    "rps", "inference_ms", "client_cpu_pct", "client_locust_cpu_pct", "client_processes", "client_cpu_warnings",
+    "client_limited", "served_by", "reasons", "started", "raw",
 ]  # fmt: skip
 RESULT_FIELDS = [
     *KEY, "max_users", "confirmed", "capped", "first_failure_users", "requests", "failures", "avg_ms", "p95_ms", "rps",
-    "inference_ms", "served_by", "idle_inference_ms", "host_slowdown", "replicas_serving", "start_users",
+    "inference_ms", "served_by", "idle_inference_ms", "host_slowdown", "replicas_serving", "client_cpu_pct",
+    "client_peak_cpu_pct", "client_limited_steps", "locust_processes", "locust_workers", "function", "start_users",
     "step_users", "hold_s", "confirm_hold_s", "timeout_s", "wait_min_s", "wait_max_s", "annotate_weight", "finished",
 ]  # fmt: skip
 # A point whose servers' model time under load exceeds the idle probe's by this factor ran on a slower host:
 # one inference at a time per replica keeps it flat under load on a quiet host (measured 0.9–1.1×).
 SLOWDOWN_LIMIT = 1.5
+CLIENT_MARK = "⚑"  # the load generator was the limit somewhere in this point
 
 
 # --- CSV -----------------------------------------------------------------------------------------------------
@@ -137,6 +144,21 @@ def _slowdowns(rows: list[dict]) -> str:
     return ", ".join(cells)
 
 
+def client_bound(row: dict) -> bool:
+    """A point in which the load generator was the limit in a step that decided it."""
+    return num(row, "client_limited_steps") > 0
+
+
+def _client(rows: list[dict]) -> str:
+    """Each run's busiest Locust process (peak over its steps, % of one core), marked when client-bound."""
+    cells = []
+    for r in rows:
+        value = num(r, "client_peak_cpu_pct")
+        cell = "—" if math.isnan(value) else f"{value:.0f} %"
+        cells.append(cell + (f" {CLIENT_MARK}" if client_bound(r) else ""))
+    return ", ".join(cells)
+
+
 def table(results: list[dict]) -> str:
     """Markdown: per engine, the seed's shape (replicas × client location), then one detail row per point."""
     out = []
@@ -164,18 +186,20 @@ def table(results: list[dict]) -> str:
             cells = []
             for c in clients:
                 g = [r for r in group.get((n, c), []) if r["confirmed"] == "True"]
-                cells += [spread([num(r, "max_users") for r in g]), spread([num(r, "avg_ms") for r in g])]
+                mark = f" {CLIENT_MARK}" if any(client_bound(r) for r in g) else ""
+                cells += [spread([num(r, "max_users") for r in g]) + mark, spread([num(r, "avg_ms") for r in g])]
             out.append(f"| {n} | " + " | ".join(cells) + " |")
         out += [
             "",
             "| replicas | client | runs | max users per run | first failure at (users) | p95 (ms) | requests/s "
-            "| server inference (ms) | loaded / idle model time | replica share |",
-            "| ---: | --- | ---: | --- | --- | ---: | ---: | ---: | --- | --- |",
+            "| server inference (ms) | loaded / idle model time | client CPU (busiest Locust process) | replica share |",
+            "| ---: | --- | ---: | --- | --- | ---: | ---: | ---: | --- | --- | --- |",
         ]
         for (n, c), g in sorted(group.items()):
             per_run = ", ".join(
                 (r["max_users"] if r["confirmed"] == "True" else "unconfirmed")
                 + (" (cap)" if r["capped"] == "True" else "")
+                + (f" {CLIENT_MARK}" if client_bound(r) else "")
                 for r in g
             )
             served = defaultdict(int)
@@ -186,7 +210,8 @@ def table(results: list[dict]) -> str:
             out.append(
                 f"| {n} | {c} | {len(g)} | {per_run} | {', '.join(r['first_failure_users'] or '—' for r in g)} | "
                 f"{spread([num(r, 'p95_ms') for r in ok])} | {spread([num(r, 'rps') for r in ok], 1)} | "
-                f"{spread([num(r, 'inference_ms') for r in ok], 1)} | {_slowdowns(g)} | {share(dict(served))} |"
+                f"{spread([num(r, 'inference_ms') for r in ok], 1)} | {_slowdowns(g)} | {_client(g)} | "
+                f"{share(dict(served))} |"
             )
         slow = [r for r in rows if num(r, "host_slowdown") > SLOWDOWN_LIMIT]
         if slow:
@@ -196,6 +221,16 @@ def table(results: list[dict]) -> str:
                 "Each replica runs one inference at a time, so load alone does not do that: the host was slower "
                 "during this run (another tenant, a busy hypervisor). Measure it again (`--redo`) before using it."
                 for r in slow
+            ]
+        bound = [r for r in rows if client_bound(r)]
+        if bound:
+            out += [""] + [
+                f"{CLIENT_MARK} {r['replicas']} replica(s), {r['client']}, run {r['repetition']}: the load generator "
+                f"was the limit in {int(num(r, 'client_limited_steps'))} step(s) that decided this point (its busiest "
+                f"Locust process peaked at {num(r, 'client_peak_cpu_pct'):.0f} % of a core, or Locust warned of CPU "
+                "above 90 %): the response times include the client's own queueing. Measure it again with more "
+                "Locust processes (`--locust-processes N`) or workers on other machines (`--locust-master`)."
+                for r in bound
             ]
         out.append("")
     return "\n".join(out)
@@ -215,6 +250,7 @@ def plot(steps: list[dict], results: list[dict], engine: str, client: str, out: 
     mine = [s for s in steps if s["engine"] == engine and s["client"] == client and s["phase"] == "step"]
     done = [r for r in results if r["engine"] == engine and r["client"] == client and r["confirmed"] == "True"]
     first_failure: dict[tuple, int] = {}  # per point: the ramp's first failing step; later steps are not plotted
+    any_bound = False
     for s in mine:
         if int(s["failures"]):
             first_failure[key(s)] = min(first_failure.get(key(s), 1 << 30), int(s["users"]))
@@ -234,6 +270,12 @@ def plot(steps: list[dict], results: list[dict], engine: str, client: str, out: 
             color=color,
             linestyle="none",
         )
+        bound = [s for s in mine if int(s["replicas"]) == n and s.get("client_limited") == "True"
+                 and int(s["users"]) <= first_failure.get(key(s), 1 << 30) and not math.isnan(num(s, "avg_ms"))]
+        if bound:
+            ax.plot([int(s["users"]) for s in bound], [num(s, "avg_ms") for s in bound], marker="o", ms=11,
+                    markerfacecolor="none", markeredgecolor="red", linestyle="none")  # fmt: skip
+            any_bound = True
         at = [r for r in done if int(r["replicas"]) == n]
         if at:
             ax.plot([statistics.fmean(num(r, "max_users") for r in at)], [statistics.fmean(num(r, "avg_ms") for r in at)],
@@ -243,6 +285,9 @@ def plot(steps: list[dict], results: list[dict], engine: str, client: str, out: 
         ax.axhline(t * 1000, color="grey", linestyle=":", linewidth=1, label=f"request timeout ({t:g} s)")
     ax.plot([], [], marker="*", ms=10, color="black", linestyle="none", label="confirmed max users")
     ax.plot([], [], marker="x", ms=7, color="black", linestyle="none", label="first step with a failure")
+    if any_bound:
+        ax.plot([], [], marker="o", ms=9, markerfacecolor="none", markeredgecolor="red", linestyle="none",
+                label=f"client-bound step (Locust > 90 % CPU) {CLIENT_MARK}")  # fmt: skip
     ax.set_title(f"CloudPose: average response time vs users\nengine {engine}, client location {client}")
     ax.set_xlabel("concurrent users")
     ax.set_ylabel("average response time (ms)")

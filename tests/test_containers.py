@@ -240,7 +240,7 @@ def test_swarm_balances_every_request_across_the_replicas(images):
     from loadtest.engines import Engine, swarm
 
     small = (os.cpu_count() or 1) < 2 * len(d.FUNCTION_NAMES) * d.CPU_CORES  # 2 replicas each do not fit: overcommit
-    engine = swarm.SwarmEngine(port=free_port(), overcommit=small)
+    engine = swarm.SwarmEngine(port=free_port(), overcommit=small, functions=["pose-json", "pose-annotate"])
     assert isinstance(engine, Engine)
     photos = load_images()
     started = time.monotonic()

@@ -10,6 +10,7 @@ import json
 import math
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -17,16 +18,19 @@ from pathlib import Path
 
 import pytest
 
-from loadtest import cgroup, report
+from loadtest import cgroup, clientcpu, report
 from loadtest.engines import Engine
 from loadtest.engines.knative import KnativeEngine
 from loadtest.engines.kubectl import KubectlEngine
 from loadtest.engines.openfaas import OpenFaasEngine
 from loadtest.experiment import (
-    Step, find_max_users, host_slowdown, make_engine, parse_args, plan_for, steps_from_buckets,
+    LOCUSTFILE, Display, LocustSetup, Step, find_max_users, host_slowdown, make_engine, parse_args, plan_for,
+    run_locust, steps_from_buckets,
 )
 from loadtest.nginx import render_config, render_upstreams
-from loadtest.payload import check_annotate, check_json, percentile, server_inference_ms
+from loadtest.payload import (
+    CHECKS, check_annotate, check_detect_json, check_json, path_for, percentile, server_inference_ms,
+)
 
 from .conftest import DATA, LOAD_128, ROOT
 
@@ -161,6 +165,34 @@ def test_pose_annotate_checks():
     assert check_annotate({"id": "a", "image": "not base64!" * 20}, "a") is not None
 
 
+def detect_answer(request_id: str = "r1", **changes) -> dict:
+    obj = {"label": "person", "accuracy": 0.91, "rectangle": {"height": 120, "left": 10, "top": 4, "width": 50}}
+    return {"id": request_id, "objects": [{**obj, **changes}], "speed_preprocess": 1.0, "speed_inference": 20.0,
+            "speed_postprocess": 0.5}  # fmt: skip
+
+
+def test_answers_are_checked_per_function_by_a_table():
+    """Every function has an entry; detect-json's follows the planned answer (the function is not deployed yet,
+    so this is the only place its check runs)."""
+    assert set(CHECKS) == {"pose-json", "pose-annotate", "detect-json", "detect-annotate"}
+    assert CHECKS["pose-json"] is check_json and CHECKS["detect-annotate"] is check_annotate
+    assert check_detect_json(detect_answer(), "r1") is None
+    assert check_detect_json({**detect_answer(), "objects": []}, "r1") is None
+    assert check_detect_json(detect_answer("other"), "r1") == "wrong id"
+    assert check_detect_json(detect_answer(accuracy=1.5), "r1") == "object accuracy not in 0..1"
+    assert check_detect_json(detect_answer(label=""), "r1") == "object without a label"
+    bad_rect = {"height": 1.5, "left": 0, "top": 0, "width": 2}
+    assert check_detect_json(detect_answer(rectangle=bad_rect), "r1").startswith("rectangle")
+    assert check_detect_json({k: v for k, v in detect_answer().items() if k != "speed_inference"}, "r1").startswith("missing")
+    assert check_detect_json(answer(), "r1").startswith("missing")  # a pose answer is not a detection answer
+    assert path_for("detect-json") == "/function/detect-json" and path_for("pose-annotate", "course").endswith("annotation")
+    with pytest.raises(ValueError, match="no course path"):
+        path_for("detect-json", "course")
+    with pytest.raises(SystemExit):  # the runner refuses it before starting anything
+        parse_args(["--function", "detect-json", "--paths", "course"])
+    assert parse_args(["--function", "detect-json"]).function == "detect-json"
+
+
 def test_percentile_nearest_rank():
     values = [float(v) for v in range(1, 101)]
     assert percentile(values, 0.95) == 95.0 and percentile(values, 0.5) == 50.0 and math.isnan(percentile([], 0.5))
@@ -186,6 +218,62 @@ print("ok")
         [sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60, cwd=tmp_path
     )
     assert out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
+# --- the client's CPU -----------------------------------------------------------------------------------------
+
+
+def test_client_cpu_per_step_from_samples_and_locust_figures():
+    """psutil samples (cumulative CPU seconds per pid) give each step's mean; Locust's own figures and warnings
+    go to the step their 10-s interval falls in; each process's first Locust figure (its baseline, 0) is skipped."""
+    samples = [(t, {1: 0.05 * t, 2: 0.2 * t if t <= 10 else 2 + 0.95 * (t - 10)}) for t in range(0, 21)]  # 2: busy
+    usage = [{"t": 5.0, "process": "w", "cpu": 0.0}, {"t": 14.0, "process": "w", "cpu": 40.0},
+             {"t": 25.0, "process": "w", "cpu": 97.0}]  # fmt: skip
+    warnings = [{"t": 25.0, "process": "w", "cpu": 97.0}]
+    first, second = clientcpu.per_step([(0.0, 10.0), (10.0, 20.0)], samples, usage, warnings)
+    assert first.cpu_pct == pytest.approx(20.0) and first.processes == 2 and first.locust_cpu_pct == 40.0
+    assert not first.limited and first.warnings == 0
+    assert second.cpu_pct == pytest.approx(95.0) and second.locust_cpu_pct == 97.0 and second.warnings == 1
+    assert second.limited
+    assert clientcpu.ClientLoad(cpu_pct=50.0, warnings=1).limited  # Locust's warning alone flags a step
+    assert not clientcpu.ClientLoad().limited  # nothing measured: not flagged
+
+
+def test_process_sampler_measures_a_real_busy_process():
+    busy = subprocess.Popen([sys.executable, "-c", "import time\nend = time.time() + 2.5\nwhile time.time() < end: pass"])
+    sampler = clientcpu.ProcessSampler(busy.pid, interval=0.25)
+    sampler.start()
+    busy.wait(10)
+    samples = sampler.stop()
+    cpu = clientcpu.window_cpu(samples, samples[0][0], samples[-1][0])
+    assert cpu[busy.pid] > 20  # of one core, which other work here shares
+
+
+def test_locust_cpu_warning_flags_the_step_end_to_end(tmp_path):
+    """A real Locust run whose process is kept busy (an extra locustfile that spins): Locust's own monitor warns,
+    the locustfile records the warning, the runner's psutil samples see the load too, and the step is flagged.
+    The spinner also lowers Locust's threshold from 90 % to 20 %: on a host shared with other work a spinning
+    process may not get 90 % of a core, and what is tested is the path from Locust's warning to the flag.
+    Requests go to a closed port (they fail fast; only the client's CPU matters here)."""
+    burn = tmp_path / "burn.py"
+    burn.write_text("import gevent\nimport locust.runners\nfrom locust import events\n\n"
+                    "locust.runners.CPU_WARNING_THRESHOLD = 20\n\n@events.test_start.add_listener\n"
+                    "def _(**_):\n    def spin():\n        while True:\n            sum(range(20000))\n"
+                    "            gevent.sleep(0)\n    gevent.spawn(spin)\n")  # fmt: skip
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    args = ["-f", f"{LOCUSTFILE},{burn}", "--host", f"http://127.0.0.1:{closed}", "-u", "1", "-r", "1", "-t", "23s",
+            "--images", str(LOAD_128), "--wait-min", "1", "--wait-max", "1"]  # fmt: skip
+    if not LOAD_128.is_dir():
+        pytest.skip(f"no load images in {LOAD_128}: set CLOUDPOSE_DATA")
+    from rich.console import Console
+
+    steps = run_locust("burn", tmp_path, args, 90, Display(Console()), LocustSetup())
+    (step,) = steps
+    assert step.client.warnings >= 1 and step.client.locust_cpu_pct > 20, step.client
+    assert step.client.cpu_pct > 20 and step.client.processes == 1 and step.client_limited, step.client
+    assert "CPU usage above 20%" in (tmp_path / "burn.log").read_text()  # Locust's own warning, logged once
 
 
 # --- report --------------------------------------------------------------------------------------------------
@@ -277,6 +365,25 @@ def test_resuming_a_folder_written_by_an_older_version_keeps_columns_aligned(tmp
     ]
 
 
+def test_report_marks_points_where_the_client_was_the_limit(tmp_path):
+    fake_results(tmp_path, "master", {1: [40], 2: [90]})
+    rows = report.read_csv(tmp_path / "results.csv")
+    rows[1] |= {"client_limited_steps": "2", "client_peak_cpu_pct": "97.4", "client_cpu_pct": "96"}
+    rows[0] |= {"client_limited_steps": "0", "client_peak_cpu_pct": "31"}
+    report.write_csv(tmp_path / "results.csv", report.RESULT_FIELDS, rows)
+    steps = report.read_csv(tmp_path / "steps.csv")
+    for s in steps:
+        s["client_limited"] = str(s["replicas"] == "2" and int(s["users"]) >= 80)
+    report.write_csv(tmp_path / "steps.csv", report.STEP_FIELDS, steps)
+    report.write_report([tmp_path], tmp_path)
+    text = (tmp_path / "table.md").read_text()
+    assert "| 2 | 90 ⚑ |" in text and "| 1 | 40 |" in text  # the main table marks the point
+    assert "| 31 % |" in text and "| 97 % ⚑ |" in text
+    notes = [line for line in text.splitlines() if line.startswith("⚑")]
+    assert len(notes) == 1 and notes[0].startswith("⚑ 2 replica(s), master, run 1") and "--locust-processes" in notes[0]
+    assert is_png(tmp_path / "response-time-local-master.png")
+
+
 def test_counts_round_trip():
     assert report.counts(report.fmt({"b=x": 2, "a;y": 1})) == {"a,y": 1, "b:x": 2}
 
@@ -299,13 +406,19 @@ def test_nginx_config_is_the_swarm_gateways():
     ups = render_upstreams({"pose-json": [9001, 9002], "pose-annotate": []})
     assert "server 127.0.0.1:9001 max_fails=1" in ups and "server 127.0.0.1:9002" in ups and "least_conn;" in ups
     assert "server 127.0.0.1:1 down;" in ups and ups.count("keepalive 32;") == 2
+    # any other function is routed by name (/function/<name>[/<path>]), if the map lists it
+    assert "map $function $function_known {" in ups and "    pose-annotate 1;" in ups
+    assert template.count("location ~ ^/function/(?<function>") == 2 and "if ($function_known = 0)" in template
+    gateway_sh = (ROOT / "swarm" / "nginx" / "gateway.sh").read_text()
+    assert "map \\$function \\$function_known" in gateway_sh  # gateway.sh writes the same map
 
 
 def test_kubectl_commands():
-    e = KubectlEngine(node="10.0.0.5")
+    from cloudpose.deployment import FUNCTION_NAMES
+
+    e = KubectlEngine(node="10.0.0.5")  # every function by default; the runner names the ones it loads
     assert e.scale_commands(4) == [
-        ["kubectl", "-n", "cloudpose", "scale", "deployment", "pose-json", "--replicas=4"],
-        ["kubectl", "-n", "cloudpose", "scale", "deployment", "pose-annotate", "--replicas=4"],
+        ["kubectl", "-n", "cloudpose", "scale", "deployment", name, "--replicas=4"] for name in FUNCTION_NAMES
     ]
     assert e.endpoint("pose-annotate") == ("http://10.0.0.5:30081/function/pose-annotate", {})
     assert isinstance(e, Engine) and e.base_url == "http://10.0.0.5:30080"
@@ -400,6 +513,94 @@ def test_short_experiment_on_the_local_engine(tmp_path):
     assert time.monotonic() - started < 200
 
 
+def local_engine_or_skip() -> None:
+    if reason := cgroup.available():
+        pytest.skip(f"local engine: {reason}")
+    if not shutil.which("nginx") and not Path("/usr/sbin/nginx").exists():
+        pytest.skip("local engine: nginx not installed (apt-get install nginx-light)")
+    if not LOAD_128.is_dir():
+        pytest.skip(f"no load images in {LOAD_128}: set CLOUDPOSE_DATA")
+
+
+def locust_processes_of(folder: Path) -> list:
+    """Locust processes still running for a results folder (there should be none once a run is over)."""
+    import psutil
+
+    found = []
+    for p in psutil.process_iter(["cmdline"]):
+        cmd = " ".join(p.info["cmdline"] or [])
+        if "locust" in cmd and str(folder) in cmd:
+            found.append(p)
+    return found
+
+
+def test_short_experiment_with_two_locust_processes(tmp_path):
+    """The acceptance run of the load generator at scale: --locust-processes 2 (Locust's --processes: a master and
+    two workers) against 2 local replicas. The workers' requests reach the master's per-step numbers, both
+    replicas serve, every step has the client's CPU over its three processes, and no Locust process is left."""
+    local_engine_or_skip()
+    out = tmp_path / "exp"
+    args = ["--engine", "local", "--replicas", "2", "--results", str(out), "--client-label", "test",
+            "--locust-processes", "2", "--start-users", "2", "--step-users", "2", "--spawn-rate", "4", "--hold", "5",
+            "--max-users", "12", "--confirm-hold", "5", "--confirm-spawn-rate", "4", "--max-confirms", "2",
+            "--timeout", "1.5", "--wait-min", "0.2", "--wait-max", "0.5", "--cooldown", "2", "--warmup", "2"]  # fmt: skip
+    run = run_experiment(args, timeout=240)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "2 worker process(es) + master" in run.stdout
+    (result,) = report.read_csv(out / "results.csv")
+    steps = report.read_csv(out / "steps.csv")
+    assert result["locust_processes"] == "2" and steps
+    for s in steps:
+        assert int(s["client_processes"]) == 3, s  # the master and its two workers, sampled by the runner
+        assert 0 < float(s["client_cpu_pct"]) < 100 and s["client_limited"] in ("True", "False"), s
+        if int(s["requests"]) >= 10:
+            assert len(report.counts(s["served_by"])) == 2, s
+    assert sum(int(s["requests"]) for s in steps) > 40
+    assert "client CPU (busiest Locust process)" in (out / "table.md").read_text()
+    command = (out / "raw" / "test" / "replicas-2" / "rep-1" / "ramp_command.txt").read_text()
+    assert "--processes 2" in command
+    assert not locust_processes_of(out)
+
+
+def test_distributed_master_with_a_worker_host(tmp_path):
+    """--locust-master on loopback with 2 workers that a second command, --locust-worker, runs and restarts for
+    every run of the experiment (ramp, confirm). Locust's own CPU figures of the workers reach the steps."""
+    local_engine_or_skip()
+    from loadtest.process import free_port
+
+    port, out = free_port(), tmp_path / "dist"
+    env = {**os.environ, "CLOUDPOSE_DATA": str(DATA), "COLUMNS": "150"}
+    worker_log = (tmp_path / "workers.log").open("w")
+    workers = subprocess.Popen(
+        [sys.executable, "-m", "loadtest.experiment", "--locust-worker", f"127.0.0.1:{port}", "--locust-processes", "2",
+         "--worker-for", "200"], cwd=ROOT, env=env, stdout=worker_log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        args = ["--engine", "local", "--replicas", "1", "--results", str(out), "--client-label", "test",
+                "--locust-master", f"127.0.0.1:{port}", "--locust-workers", "2", "--locust-worker-wait", "60",
+                "--start-users", "2", "--step-users", "2", "--spawn-rate", "4", "--hold", "8", "--max-users", "6",
+                "--confirm-hold", "4", "--confirm-spawn-rate", "4", "--max-confirms", "1", "--timeout", "1.5",
+                "--wait-min", "0.2", "--wait-max", "0.5", "--cooldown", "2", "--warmup", "2"]  # fmt: skip
+        run = run_experiment(args, timeout=240)
+    finally:
+        workers.terminate()  # SIGTERM: it stops the Locust workers it started
+        workers.wait(30)
+        worker_log.close()
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:] + (tmp_path / "workers.log").read_text()[-2000:]
+    steps = report.read_csv(out / "steps.csv")
+    ramp = [s for s in steps if s["phase"] == "step"]
+    assert [int(s["users"]) for s in ramp] == [2, 4, 6] and all(int(s["requests"]) > 0 for s in ramp), ramp
+    assert all(int(s["client_processes"]) == 1 for s in steps)  # this machine's psutil sees the master only
+    assert any(s["client_locust_cpu_pct"] for s in ramp), ramp  # the workers' own figures, sent to the master
+    assert "worker run 2 ended" in (tmp_path / "workers.log").read_text()  # restarted for the confirm
+    command = (out / "raw" / "test" / "replicas-1" / "rep-1" / "ramp_command.txt").read_text()
+    assert "--master" in command and "--expect-workers 2" in command
+    assert not locust_processes_of(out) and workers.poll() is not None
+    import psutil
+
+    assert not [p for p in psutil.process_iter(["cmdline"]) if f"--master-port {port}" in " ".join(p.info["cmdline"] or [])]
+
+
 @pytest.mark.docker
 def test_short_experiment_on_swarm(tmp_path):
     """The same runner on Docker Swarm (both functions as services behind the nginx gateway), shorter still:
@@ -412,11 +613,7 @@ def test_short_experiment_on_swarm(tmp_path):
         or subprocess.run(["docker", "info"], check=False, capture_output=True, timeout=30).returncode
     ):
         pytest.skip("needs a running Docker engine (apt-get install docker.io; start dockerd)")
-    missing = [
-        swarm.image(f)
-        for f in ("pose-json", "pose-annotate")
-        if not swarm.docker_ok("image", "inspect", swarm.image(f))
-    ]
+    missing = [swarm.image(f) for f in swarm.FUNCTION_NAMES if not swarm.docker_ok("image", "inspect", swarm.image(f))]
     if missing:
         pytest.skip(f"images {', '.join(missing)} missing: run make images (tests/test_containers.py builds them too)")
     if not LOAD_128.is_dir():

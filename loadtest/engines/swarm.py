@@ -1,6 +1,6 @@
-"""Docker Swarm engine: both functions as Swarm services, behind an nginx gateway on 127.0.0.1.
+"""Docker Swarm engine: the functions as Swarm services, behind an nginx gateway on 127.0.0.1.
 
-    python -m loadtest.engines.swarm up --replicas 2        # make swarm-up REPLICAS=2
+    python -m loadtest.engines.swarm up --replicas 2 [--function pose-json ...]   # make swarm-up REPLICAS=2 [FN=...]
     python -m loadtest.engines.swarm scale --replicas 1     # make swarm-scale REPLICAS=1 [FN=pose-json]
     python -m loadtest.engines.swarm status
     python -m loadtest.engines.swarm down                   # make swarm-down
@@ -11,7 +11,9 @@ stack's attachable overlay network, not a service, because Swarm cannot publish 
 only (moby/moby#26696); and it rebuilds its nginx upstreams from Docker's DNS every second
 (swarm/nginx/gateway.sh), so every request is balanced across exactly the replicas that are ready.
 Replicas reserve their 0.5 CPU like pods request it; `overcommit` reserves nothing, to run more
-replicas than the cores (each is still limited to 0.5 CPU).
+replicas than the cores (each is still limited to 0.5 CPU). swarm/stack.yml holds every function;
+`up` deploys the ones asked for (all by default), since six functions at two replicas each reserve
+six CPUs, more than a small VM has.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import yaml
 
 from cloudpose.deployment import CPU_CORES, FUNCTION_NAMES, IMAGE_REPOSITORY, PORT, SWARM_PORT
 
@@ -110,10 +113,27 @@ def build_gateway() -> None:
     docker("build", "-q", "-t", GATEWAY_IMAGE, str(ROOT / "swarm" / "nginx"), timeout=300)
 
 
-def start_gateway(port: int = SWARM_PORT, timeout: float = 30) -> str:
+def deployed() -> tuple[str, ...]:
+    """The functions whose services this stack runs now, in deployment order."""
+    names = set(docker("service", "ls", "--format", "{{.Name}}", "--filter", f"label=com.docker.stack.namespace={STACK}",
+                       check=False).split())  # fmt: skip
+    return tuple(f for f in FUNCTION_NAMES if service(f) in names)
+
+
+def stack_file(functions: tuple[str, ...], folder: Path) -> Path:
+    """swarm/stack.yml with only `functions` among its services (anchors resolved; ${VARS} left to docker)."""
+    stack = yaml.safe_load(STACK_FILE.read_text())
+    stack["services"] = {name: svc for name, svc in stack["services"].items() if name in functions}
+    stack.pop("x-function", None)
+    path = folder / "stack.yml"
+    path.write_text(yaml.safe_dump(stack, sort_keys=False))
+    return path
+
+
+def start_gateway(port: int = SWARM_PORT, timeout: float = 30, functions: tuple[str, ...] | None = None) -> str:
     """(Re)start the gateway container on 127.0.0.1:`port`; returns its URL once nginx answers."""
     docker("rm", "-f", GATEWAY, check=False)
-    upstreams = " ".join(f"{f}=tasks.{service(f)}" for f in FUNCTION_NAMES)
+    upstreams = " ".join(f"{f}=tasks.{service(f)}" for f in functions or deployed())
     docker(
         "run", "-d", "--name", GATEWAY, "--restart", "unless-stopped", "--network", NETWORK,
         "-p", f"127.0.0.1:{port}:8088", "-e", f"UPSTREAMS={upstreams}", "-e", f"TARGET_PORT={PORT}",
@@ -130,24 +150,40 @@ def start_gateway(port: int = SWARM_PORT, timeout: float = 30) -> str:
     raise TimeoutError(f"gateway not answering on {base}:\n{docker('logs', '--tail', '30', GATEWAY, check=False)}")
 
 
-def up(replicas: int = 2, *, port: int = SWARM_PORT, overcommit: bool = False, timeout: float = 300) -> str:
-    """Deploy swarm/stack.yml with `replicas` per function and the gateway; return its URL once all are ready."""
-    missing = [image(f) for f in FUNCTION_NAMES if not docker_ok("image", "inspect", image(f))]
+def up(replicas: int = 2, *, functions=None, port: int = SWARM_PORT, overcommit: bool = False, timeout: float = 300) -> str:
+    """Deploy `functions` (default: all) of swarm/stack.yml with `replicas` each, and the gateway; return its URL
+    once all are ready. Services of other functions left from an earlier `up` are removed."""
+    import tempfile
+
+    functions = tuple(f for f in FUNCTION_NAMES if f in (functions or FUNCTION_NAMES))
+    missing = [image(f) for f in functions if not docker_ok("image", "inspect", image(f))]
     if missing:
         raise RuntimeError(f"images missing: {', '.join(missing)}; run make images")
     ensure_swarm()
     reserve = 0.0 if overcommit else CPU_CORES
-    check_capacity({f: replicas for f in FUNCTION_NAMES}, {f: reserve for f in FUNCTION_NAMES})
+    check_capacity({f: replicas for f in functions}, {f: reserve for f in functions})
     build_gateway()
     env = {
         "REPLICAS": str(replicas),
         "RESERVE_CPUS": f"{reserve:g}",
         "IMAGE_TAG": os.environ.get("IMAGE_TAG", "latest"),
     }
-    docker("stack", "deploy", "--resolve-image", "never", "-c", str(STACK_FILE), STACK, env=env)
-    start_gateway(port)
+    with tempfile.TemporaryDirectory() as folder:
+        docker("stack", "deploy", "--prune", "--resolve-image", "never", "-c", str(stack_file(functions, Path(folder))),
+               STACK, env=env)  # fmt: skip
+    start_gateway(port, functions=functions)
     wait_ready(timeout)
     return url()
+
+
+@dataclass
+class Task:
+    """One running replica: its slot, hostname (X-Served-By), address on the stack network and container."""
+
+    slot: int
+    name: str
+    address: str
+    container: str
 
 
 @dataclass
@@ -156,12 +192,13 @@ class Replicas:
     names: list[str] = field(default_factory=list)  # the running replicas' hostnames (X-Served-By)
     addresses: list[str] = field(default_factory=list)  # their addresses on the stack network
     waiting: list[str] = field(default_factory=list)  # tasks not running yet: "slot 3: pending (no suitable node …)"
+    tasks: list[Task] = field(default_factory=list)  # the running ones, whole (loadtest.failover kills one)
 
 
 def status() -> dict[str, Replicas]:
     """Per function: desired replicas, and the tasks Swarm reports running (running = healthy = ready)."""
     out: dict[str, Replicas] = {}
-    for fn in FUNCTION_NAMES:
+    for fn in deployed():
         spec = json.loads(docker("service", "inspect", service(fn)))[0]["Spec"]
         rep = Replicas(spec["Mode"]["Replicated"]["Replicas"])
         ids = docker("service", "ps", "-q", "--no-trunc", "--filter", "desired-state=running", service(fn)).split()
@@ -174,15 +211,21 @@ def status() -> dict[str, Replicas]:
             for net in task.get("NetworksAttachments", []):
                 if net["Network"]["Spec"]["Name"] == NETWORK:
                     rep.addresses.append(net["Addresses"][0].split("/")[0])
+                    container = task["Status"].get("ContainerStatus", {}).get("ContainerID", "")
+                    rep.tasks.append(Task(slot, rep.names[-1], rep.addresses[-1], container))
         out[fn] = rep
     return out
 
 
-def gateway_upstreams(base: str) -> dict[str, set[str]]:
-    """The replica addresses nginx balances over right now, per function (its live upstreams.conf)."""
-    text = httpx.get(f"{base}/_/upstreams", timeout=5).text
+def parse_upstreams(text: str) -> dict[str, set[str]]:
+    """Per function, the replica addresses of an upstreams.conf (as gateway.sh writes it)."""
     blocks = re.findall(r"upstream (\S+) \{(.*?)\}", text, re.S)
     return {name: set(re.findall(r"server ([\d.]+):\d+ max_fails", body)) for name, body in blocks}
+
+
+def gateway_upstreams(base: str) -> dict[str, set[str]]:
+    """The replica addresses nginx balances over right now, per function (its live upstreams.conf)."""
+    return parse_upstreams(httpx.get(f"{base}/_/upstreams", timeout=5).text)
 
 
 def wait_ready(timeout: float = 300) -> dict[str, Replicas]:
@@ -213,20 +256,21 @@ def scale(
     function: str | None, replicas: int, *, overcommit: bool = False, timeout: float = 300
 ) -> dict[str, Replicas]:
     """`replicas` of `function` (None or "all": every function), then wait until ready."""
-    targets = FUNCTION_NAMES if function in (None, "all") else (function,)
-    if any(t not in FUNCTION_NAMES for t in targets):
-        raise ValueError(f"unknown function {function!r}; one of {', '.join(FUNCTION_NAMES)} or all")
+    running = deployed()
+    targets = running if function in (None, "all") else (function,)
+    if any(t not in running for t in targets):
+        raise ValueError(f"function {function!r} is not deployed; one of {', '.join(running)} or all")
     current = status()
-    wanted = {f: replicas if f in targets else current[f].desired for f in FUNCTION_NAMES}
+    wanted = {f: replicas if f in targets else current[f].desired for f in running}
     reserve = {
         f: json.loads(docker("service", "inspect", service(f)))[0]["Spec"]["TaskTemplate"]
         .get("Resources", {}).get("Reservations", {}).get("NanoCPUs", 0) / 1e9
-        for f in FUNCTION_NAMES
+        for f in running
     }  # fmt: skip
     if overcommit:
-        reserve = {f: 0.0 for f in FUNCTION_NAMES}
+        reserve = {f: 0.0 for f in running}
     check_capacity(wanted, reserve)
-    for fn in FUNCTION_NAMES:
+    for fn in running:
         if fn in targets or overcommit:
             extra = ["--reserve-cpu", "0"] if overcommit else []
             docker("service", "update", "--detach", "--replicas", str(wanted[fn]), *extra, service(fn))
@@ -255,15 +299,15 @@ def down(timeout: float = 120) -> None:
 class SwarmEngine:
     """The Engine protocol (loadtest.engines) over this module's functions."""
 
-    def __init__(self, port: int = SWARM_PORT, overcommit: bool = False) -> None:
-        self.port, self.overcommit = port, overcommit
+    def __init__(self, port: int = SWARM_PORT, overcommit: bool = False, functions=None) -> None:
+        self.port, self.overcommit, self.functions = port, overcommit, functions
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def up(self, replicas: int, timeout: float = 300) -> None:
-        up(replicas, port=self.port, overcommit=self.overcommit, timeout=timeout)
+        up(replicas, functions=self.functions, port=self.port, overcommit=self.overcommit, timeout=timeout)
 
     def scale(self, replicas: int) -> None:
         scale(None, replicas, overcommit=self.overcommit)
@@ -292,7 +336,7 @@ def _print(state: dict[str, Replicas], took: float | None = None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Both functions on Docker Swarm behind an nginx gateway.")
+    parser = argparse.ArgumentParser(description="The functions on Docker Swarm behind an nginx gateway.")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in ("up", "scale"):
         p = sub.add_parser(name)
@@ -300,14 +344,15 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--overcommit", action="store_true", help="reserve no CPU (more replicas than cores)")
         p.add_argument("--timeout", type=float, default=300)
     sub.choices["up"].add_argument("--port", type=int, default=SWARM_PORT)
-    sub.choices["scale"].add_argument("--function", default="all", help="pose-json, pose-annotate or all")
+    sub.choices["up"].add_argument("--function", action="append", choices=FUNCTION_NAMES, help="repeatable; default: all")
+    sub.choices["scale"].add_argument("--function", default="all", help="a deployed function, or all")
     sub.add_parser("status")
     sub.add_parser("down")
     args = parser.parse_args(argv)
     started = time.monotonic()
     try:
         if args.command == "up":
-            up(args.replicas, port=args.port, overcommit=args.overcommit, timeout=args.timeout)
+            up(args.replicas, functions=args.function, port=args.port, overcommit=args.overcommit, timeout=args.timeout)
             _print(status(), time.monotonic() - started)
         elif args.command == "scale":
             state = scale(args.function, args.replicas, overcommit=args.overcommit, timeout=args.timeout)

@@ -16,6 +16,12 @@ TARGET_PORT=${TARGET_PORT:-8080}
 conf=/etc/nginx/upstreams.conf
 
 render() {
+    echo "map \$function \$function_known {  # nginx.conf's /function/<name> routes: the names served here"
+    echo "    default 0;"
+    for pair in $UPSTREAMS; do
+        echo "    ${pair%%=*} 1;"
+    done
+    echo "}"
     for pair in $UPSTREAMS; do
         echo "upstream ${pair%%=*} {"
         echo "    least_conn;  # each replica runs one inference at a time: send work to the idlest"

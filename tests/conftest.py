@@ -38,7 +38,8 @@ def b64(path_or_bytes: Path | bytes) -> str:
 
 
 def Server(args: list[str], env: dict[str, str] | None = None, cwd: Path = ROOT) -> ServerProcess:
-    return ServerProcess(args, env={"LOG_LEVEL": "INFO", **(env or {})}, cwd=cwd)
+    """A real server process; the start may take minutes on a CI host busy with other tests (OpenVINO compiles)."""
+    return ServerProcess(args, env={"LOG_LEVEL": "INFO", **(env or {})}, cwd=cwd, timeout=240)
 
 
 def settings_with(**env: str):

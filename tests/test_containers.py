@@ -27,6 +27,8 @@ from PIL import Image, ImageOps
 from cloudpose import deployment as d
 from loadtest.process import free_port
 
+from cloudpose.functions import FUNCTIONS
+
 from .conftest import ROOT, b64, load_images
 
 pytestmark = pytest.mark.docker
@@ -138,10 +140,17 @@ def check_answer(fn: str, path: Path, rid: str, r: httpx.Response) -> None:
     assert r.status_code == 200, r.text[:300]
     body = r.json()
     assert body["id"] == rid
+    FUNCTIONS[fn].response.model_validate(body)  # the contract of its schema.py
     if fn == "pose-json":
         assert body["count"] == len(body["boxes"]) == len(body["keypoints"])
-        assert all({"x", "y", "width", "height", "probability"} <= set(box) for box in body["boxes"])
         assert all(len(person) == 17 and all(len(kp) == 3 for kp in person) for person in body["keypoints"])
+    elif fn == "detect-json":
+        assert all(o["rectangle"]["left"] + o["rectangle"]["width"] <= Image.open(path).width for o in body["objects"])
+    elif fn == "photo-metadata":
+        assert body["file_size"] == path.stat().st_size and body["format"] == "JPEG"
+    elif fn == "photo-thumbnail":
+        out = Image.open(io.BytesIO(base64.b64decode(body["image"])))
+        assert out.format == "JPEG" and max(out.size) <= 250
     else:
         out = Image.open(io.BytesIO(base64.b64decode(body["image"])))
         assert out.format == "JPEG"
@@ -185,18 +194,19 @@ def test_image_serves_real_photos_within_the_pod_limits(images, fn):
     size_mb = config["Size"] / 1e6
     c = config["Config"]
     assert c["User"].split(":")[0] == str(d.RUN_AS_USER)
-    assert {f"PORT={d.PORT}", "POSE_THREADS=1", "POSE_MODEL_DIR=/models", f"FUNCTION_NAME={fn}"} <= set(c["Env"])
+    assert {f"PORT={d.PORT}", "POSE_THREADS=1", "POSE_MODEL_DIR=/models"} <= set(c["Env"])
     assert f"{d.PORT}/tcp" in c["ExposedPorts"] and c["Cmd"] == ["python", "handler.py"]
     assert d.HEALTH_PATH in " ".join(c["Healthcheck"]["Test"])
 
-    # No torch or Ultralytics; every serving model file and nothing else; the slimmed OpenVINO still compiles them.
+    # No torch or Ultralytics; its own task's serving files and nothing else (another task's model, the weights,
+    # the darknet sources stay out); the slimmed OpenVINO still compiles them.
     probe = json.loads(docker("run", "--rm", "--cpus", "1", image, "python", "-c", PROBE, timeout=300).stdout)
     assert probe["uid"] == d.RUN_AS_USER
     assert probe["missing"] == ["torch", "ultralytics"]
+    task = FUNCTIONS[fn].task
     serving = sorted(
-        str(p.relative_to(MODEL_DIR)) for p in MODEL_DIR.rglob("*")
-        if p.is_file() and p.suffix != ".pt" and "ultralytics-config" not in p.relative_to(MODEL_DIR).parts
-    )  # fmt: skip
+        p.name for p in MODEL_DIR.glob(f"{task.model.stem}.*") if p.suffix not in (".pt", ".weights", ".cfg")
+    ) if task.model else []  # fmt: skip
     assert probe["models"] == serving
 
     photos = load_images()
@@ -239,8 +249,9 @@ def test_image_serves_real_photos_within_the_pod_limits(images, fn):
 def test_swarm_balances_every_request_across_the_replicas(images):
     from loadtest.engines import Engine, swarm
 
-    small = (os.cpu_count() or 1) < 2 * len(d.FUNCTION_NAMES) * d.CPU_CORES  # 2 replicas each do not fit: overcommit
-    engine = swarm.SwarmEngine(port=free_port(), overcommit=small, functions=["pose-json", "pose-annotate"])
+    deployed = ["pose-json", "pose-annotate"]
+    small = (os.cpu_count() or 1) < 2 * len(deployed) * d.CPU_CORES  # 2 replicas each do not fit: overcommit
+    engine = swarm.SwarmEngine(port=free_port(), overcommit=small, functions=deployed)
     assert isinstance(engine, Engine)
     photos = load_images()
     started = time.monotonic()

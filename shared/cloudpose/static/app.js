@@ -3,8 +3,37 @@
 // textContent, element properties (img.src) or attributes we set ourselves — never innerHTML.
 
 const $ = (id) => document.getElementById(id);
-const FUNCTIONS = { json: "/function/pose-json", annotate: "/function/pose-annotate" };
-const state = { blob: null, name: "photo.jpg", limits: null, stream: null, objectUrl: null, run: 0 };
+
+// The page's tasks: the same panels, two functions each (one answers JSON, one draws the result).
+const TASKS = {
+  poses: {
+    json: "pose-json", annotate: "pose-annotate", noun: "people", itemsLabel: "confidence", none: "nobody found",
+    alt: "the image with the people drawn", count: (doc) => doc.count, items: poseItems,
+  },
+  objects: {
+    json: "detect-json", annotate: "detect-annotate", noun: "objects", itemsLabel: "accuracy", none: "nothing found",
+    alt: "the image with the objects drawn", count: (doc) => (doc.objects || []).length, items: objectItems,
+  },
+};
+const TASK_NAMES = Object.keys(TASKS);
+const state = {
+  blob: null, name: "photo.jpg", limits: null, stream: null, objectUrl: null, run: 0,
+  task: "poses", wanted: "poses", available: TASK_NAMES, served: {}, // served: function name → its /_/ready entry
+};
+
+const task = () => TASKS[state.task];
+const functionPath = (name) => `/function/${name}`;
+
+// "person 1: 0.93" per person, in the API's order (most probable first).
+function poseItems(doc) {
+  return (doc.boxes || []).map((box, i) => `person ${i + 1}: ${Number(box.probability).toFixed(2)}`);
+}
+
+// "label: accuracy" per object, highest accuracy first.
+function objectItems(doc) {
+  const objects = [...(doc.objects || [])].sort((a, b) => Number(b.accuracy) - Number(a.accuracy));
+  return objects.map((o) => `${o.label}: ${Number(o.accuracy).toFixed(2)}`);
+}
 
 // ---- helpers ---------------------------------------------------------------------------------
 
@@ -49,10 +78,13 @@ function readBase64(blob) {
   });
 }
 
-// Pretty JSON, but each innermost number array ([x, y, p]) on one line so keypoints stay readable.
+// Pretty JSON, but each innermost number array ([x, y, p]) and each flat object of numbers (a
+// rectangle) on one line, so keypoints and boxes stay readable.
 function formatJson(doc) {
-  return JSON.stringify(doc, null, 2).replace(/\[\s+(-?[\d.e+-]+(?:,\s+-?[\d.e+-]+)*)\s+\]/g,
-    (_, inner) => `[${inner.split(/,\s+/).join(", ")}]`);
+  const oneLine = (inner) => inner.split(/,\s+/).join(", ");
+  return JSON.stringify(doc, null, 2)
+    .replace(/\[\s+(-?[\d.e+-]+(?:,\s+-?[\d.e+-]+)*)\s+\]/g, (_, inner) => `[${oneLine(inner)}]`)
+    .replace(/\{\s+("\w+": -?[\d.e+-]+(?:,\s+"\w+": -?[\d.e+-]+)*)\s+\}/g, (_, inner) => `{${oneLine(inner)}}`);
 }
 
 // The curl command of cloudpose.local.curl_example: the base64 goes through stdin (no argv limit).
@@ -90,25 +122,116 @@ async function call(path, body) {
   return { ok: false, status: response.status, doc, ms: elapsed, message: `HTTP ${response.status} ${message}` };
 }
 
+async function getJson(url) {
+  try {
+    const r = await fetch(url);
+    return await r.json();
+  } catch {
+    return null; // unreachable, refused by CORS, or not JSON
+  }
+}
+
+// The server's /_/ready: {doc, functions}. A gateway answers /_/ready only under each function's own
+// prefix, so then ask every function the page knows, and take the union of what they list.
+async function readReady(base) {
+  const direct = await getJson(`${base}/_/ready`);
+  if (direct && direct.limits) return { doc: direct, functions: direct.functions };
+  const names = TASK_NAMES.flatMap((t) => [TASKS[t].json, TASKS[t].annotate]);
+  const docs = await Promise.all(names.map((name) => getJson(`${base}${functionPath(name)}/_/ready`)));
+  const found = docs.filter((doc) => doc && doc.limits);
+  if (!found.length) return null;
+  const lists = found.map((doc) => doc.functions).filter(Boolean);
+  return { doc: found[0], functions: lists.length ? Object.assign({}, ...lists) : undefined };
+}
+
 async function loadLimits() {
   const base = baseUrl();
-  // A gateway answers /_/ready only under the function's own prefix, so try that second.
-  for (const path of ["/_/ready", `${FUNCTIONS.json}/_/ready`]) {
-    try {
-      const r = await fetch(base + path);
-      const doc = await r.json();
-      if (doc && doc.limits) {
-        state.limits = doc.limits;
-        $("limits").textContent = `Limits: request body ≤ ${bytes(doc.limits.max_body_bytes)} ` +
-          `(the image is sent as base64, about 4/3 of its size), image ≤ ` +
-          `${(doc.limits.max_pixels / 1e6).toFixed(0)} megapixels.` +
-          (doc.status === "ready" ? "" : ` Model: ${doc.status}.`);
-        return;
-      }
-    } catch { /* try the next path */ }
+  const ready = await readReady(base);
+  if (base !== baseUrl()) return; // the field changed meanwhile: that change's own load wins
+  showLimits(ready && ready.doc, base);
+  offerTasks(ready ? ready.functions : undefined);
+}
+
+function showLimits(doc, base) {
+  if (!doc) {
+    state.limits = null;
+    $("limits").textContent = `Limits: could not read ${base}/_/ready; the server will still enforce them.`;
+    return;
   }
-  state.limits = null;
-  $("limits").textContent = `Limits: could not read ${base}/_/ready; the server will still enforce them.`;
+  state.limits = doc.limits;
+  $("limits").textContent = `Limits: request body ≤ ${bytes(doc.limits.max_body_bytes)} ` +
+    `(the image is sent as base64, about 4/3 of its size), image ≤ ` +
+    `${(doc.limits.max_pixels / 1e6).toFixed(0)} megapixels.` +
+    (doc.status === "ready" ? "" : ` Model: ${doc.status}.`);
+}
+
+// ---- the task switch -------------------------------------------------------------------------
+
+const tabs = () => [...document.querySelectorAll("#tasks [role=tab]")];
+
+function taskFromUrl() {
+  const name = location.hash.slice(1) || new URLSearchParams(location.search).get("task");
+  return TASK_NAMES.includes(name) ? name : null;
+}
+
+// Offer the tasks with at least one function the server lists: a one-function image gets its task
+// and no switch. Nothing listed (an older server, or /_/ready unreadable): offer every task.
+function offerTasks(functions) {
+  state.served = functions || {};
+  const listed = Object.keys(state.served);
+  const offered = TASK_NAMES.filter((t) => listed.includes(TASKS[t].json) || listed.includes(TASKS[t].annotate));
+  state.available = offered.length ? offered : TASK_NAMES;
+  for (const tab of tabs()) tab.hidden = !state.available.includes(tab.dataset.task);
+  $("tasks").hidden = state.available.length < 2;
+  selectTask(state.available.includes(state.wanted) ? state.wanted : state.available[0]);
+}
+
+// The user's choice (a tab, or the URL): remembered in the URL, so a link opens this task.
+function chooseTask(name) {
+  state.wanted = name;
+  const url = new URL(location.href);
+  url.searchParams.delete("task");
+  url.hash = name;
+  history.replaceState(null, "", url);
+  if (state.available.includes(name)) selectTask(name);
+}
+
+// Show `name` in the panels; if an image is chosen, send it to this task's functions.
+function selectTask(name) {
+  const changed = name !== state.task;
+  state.task = name;
+  for (const tab of tabs()) {
+    const on = tab.dataset.task === name;
+    tab.setAttribute("aria-selected", String(on));
+    tab.tabIndex = on ? 0 : -1;
+  }
+  $("work").setAttribute("aria-labelledby", `tab-${name}`);
+  for (const el of document.querySelectorAll("[data-for]")) el.hidden = el.dataset.for !== name;
+  for (const el of document.querySelectorAll("[data-fn]")) el.textContent = task()[el.dataset.fn];
+  $("count-label").textContent = task().noun;
+  $("items-label").textContent = task().itemsLabel;
+  $("annotated").alt = task().alt;
+  showModel();
+  if (changed && state.blob) run();
+}
+
+function showModel() {
+  const listed = Object.keys(state.served);
+  const fn = state.served[task().json] || state.served[task().annotate];
+  $("model").textContent = fn && fn.model ? ` Model: ${fn.model}.`
+    : listed.length && !fn ? ` The server lists only ${listed.join(", ")}.` : "";
+}
+
+// Arrows, Home and End move along the tabs and select (Enter and Space click a button anyway).
+function onTabKey(e) {
+  const shown = tabs().filter((t) => !t.hidden);
+  const i = shown.indexOf(e.target);
+  const next = { ArrowRight: i + 1, ArrowLeft: i - 1, Home: 0, End: shown.length - 1 }[e.key];
+  if (i < 0 || next === undefined) return;
+  e.preventDefault();
+  const tab = shown[(next + shown.length) % shown.length];
+  tab.focus();
+  chooseTask(tab.dataset.task);
 }
 
 // ---- one run ---------------------------------------------------------------------------------
@@ -120,17 +243,20 @@ function reset() {
   $("annotated").removeAttribute("src");
   $("annotate-error").hidden = true;
   $("json").textContent = "";
-  $("people").replaceChildren();
+  $("items").replaceChildren();
 }
 
 async function run() {
   if (!state.blob) return;
   const token = ++state.run; // a newer run wins: late answers of an older one are dropped
+  const t = task();
   reset();
+  setStatus(`Reading ${state.name} …`, true);
   const id = $("rid").value.trim() || uuid();
   const base = baseUrl();
-  $("curl").textContent = curlCommand(base + FUNCTIONS.json, id, state.name);
+  $("curl").textContent = curlCommand(base + functionPath(t.json), id, state.name);
   const image = await readBase64(state.blob);
+  if (token !== state.run) return;
   const body = JSON.stringify({ id, image });
   if (state.limits && body.length > state.limits.max_body_bytes) {
     showError(`This request would be ${bytes(body.length)}; the server accepts at most ` +
@@ -140,31 +266,29 @@ async function run() {
   }
   setStatus(`Sending ${bytes(body.length)} to ${base} …`, true);
   $("send").disabled = true;
-  const [json, annotated] = await Promise.all([call(FUNCTIONS.json, body), call(FUNCTIONS.annotate, body)]);
+  const [json, annotated] = await Promise.all([call(functionPath(t.json), body), call(functionPath(t.annotate), body)]);
   if (token !== state.run) return;
   $("send").disabled = false;
-  showJson(json);
-  showAnnotated(annotated);
+  showJson(json, t);
+  showAnnotated(annotated, t);
   const failed = [json, annotated].filter((r) => !r.ok).length;
   setStatus(failed ? `Done, ${failed} of 2 requests failed.` : "Done.");
 }
 
-function showJson(r) {
+function showJson(r, t) {
   if (!r.ok) {
-    showError(`pose-json: ${r.message}`);
+    showError(`${t.json}: ${r.message}`);
     if (r.doc) $("json").textContent = formatJson(r.doc);
     return;
   }
   const doc = r.doc;
   $("json").textContent = formatJson(doc);
   $("result-id").textContent = doc.id;
-  $("count").textContent = String(doc.count);
-  for (const [i, box] of (doc.boxes || []).entries()) {
-    const li = document.createElement("li");
-    li.textContent = `person ${i + 1}: ${Number(box.probability).toFixed(2)}`;
-    $("people").append(li);
+  $("count").textContent = String(t.count(doc));
+  const items = t.items(doc);
+  for (const text of items.length ? items : [t.none]) {
+    $("items").append(Object.assign(document.createElement("li"), { textContent: text }));
   }
-  if (!doc.count) $("people").append(Object.assign(document.createElement("li"), { textContent: "nobody found" }));
   $("t-preprocess").textContent = ms(doc.speed_preprocess);
   $("t-inference").textContent = ms(doc.speed_inference);
   $("t-postprocess").textContent = ms(doc.speed_postprocess);
@@ -178,9 +302,9 @@ function showJson(r) {
   $("summary").hidden = false;
 }
 
-function showAnnotated(r) {
+function showAnnotated(r, t) {
   if (!r.ok) {
-    $("annotate-error").textContent = `pose-annotate: ${r.message}`;
+    $("annotate-error").textContent = `${t.annotate}: ${r.message}`;
     $("annotate-error").hidden = false; // shown in its own panel, not twice
     return;
   }
@@ -239,6 +363,9 @@ function wire() {
     if (r.ok) choose(await r.blob(), name);
     else showError(`could not load the sample ${name}: HTTP ${r.status}`);
   });
+  for (const tab of tabs()) tab.addEventListener("click", () => chooseTask(tab.dataset.task));
+  $("tasks").addEventListener("keydown", onTabKey);
+  window.addEventListener("hashchange", () => { const name = taskFromUrl(); if (name) chooseTask(name); });
   $("request").addEventListener("submit", (e) => { e.preventDefault(); run(); });
   $("base").addEventListener("change", loadLimits);
   $("original").addEventListener("error", () => { $("original").hidden = true; }); // e.g. a text file
@@ -292,4 +419,6 @@ function snap() {
 }
 
 wire();
+state.wanted = taskFromUrl() || state.task;
+selectTask(state.wanted); // the URL's task at once; loadLimits then offers only the served ones
 loadLimits();

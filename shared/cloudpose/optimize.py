@@ -59,7 +59,8 @@ def openvino_ir(onnx_path: Path, target: Path) -> Path:
     stamp = {"from": onnx_path.name, "from_sha256": build.sha256(onnx_path), "openvino": ov.__version__}
     if build.fresh(target, stamp):
         return target
-    ov.save_model(ov.convert_model(str(onnx_path)), str(target), compress_to_fp16=False)
+    with build.replacing(target) as part:
+        ov.save_model(ov.convert_model(str(onnx_path)), str(part), compress_to_fp16=False)
     build.write_stamp(target, stamp)
     log.info("wrote %s", target)
     return target
@@ -81,7 +82,8 @@ def openvino_int8(task: Task, onnx_path: Path, images: list[Path], target: Path)
         subset_size=len(images),
         ignored_scope=nncf.IgnoredScope(patterns=[scope], validate=False) if scope else None,
     )
-    ov.save_model(quantized, str(target), compress_to_fp16=False)
+    with build.replacing(target) as part:
+        ov.save_model(quantized, str(part), compress_to_fp16=False)
     build.write_stamp(target, stamp)
     log.info("wrote %s", target)
     return target
@@ -109,14 +111,14 @@ def onnxruntime_int8(task: Task, onnx_path: Path, images: list[Path], target: Pa
             tensor = next(self.tensors, None)
             return None if tensor is None else {input_name: tensor}
 
-    with tempfile.TemporaryDirectory() as work:
+    with tempfile.TemporaryDirectory(dir=target.parent) as work:  # beside the target: the rename is atomic
         pre = Path(work) / "pre.onnx"
         quant_pre_process(str(onnx_path), str(pre), skip_symbolic_shape=True)  # symbolic fails on dynamic axes
         graph = onnx.load(str(pre)).graph
         keep_float = [n.name for n in graph.node if scope and re.match(scope, n.name)]
         quantize_static(
             str(pre),
-            str(target),
+            str(Path(work) / "int8.onnx"),
             Reader(),
             quant_format=QuantFormat.QDQ,
             per_channel=True,
@@ -126,6 +128,7 @@ def onnxruntime_int8(task: Task, onnx_path: Path, images: list[Path], target: Pa
             nodes_to_exclude=keep_float,
             calibrate_method=CalibrationMethod.MinMax,
         )
+        (Path(work) / "int8.onnx").replace(target)
     build.write_stamp(target, stamp)
     log.info("wrote %s (%d nodes kept fp32)", target, len(keep_float))
     return target

@@ -21,6 +21,7 @@ import sys
 import tarfile
 import tempfile
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import Callable
@@ -61,6 +62,22 @@ def fresh(target: Path, stamp: dict) -> bool:
 
 def write_stamp(target: Path, stamp: dict) -> None:
     Path(f"{target}.json").write_text(json.dumps(stamp, sort_keys=True))
+
+
+@contextmanager
+def replacing(target: Path):
+    """A temporary path beside `target`, renamed onto it (with an OpenVINO IR's .bin) only once written whole:
+    an interrupted build leaves no half file, and a server loading the old one meanwhile never reads a mix."""
+    target = Path(target)
+    part = target.with_name(f".{target.stem}.part{target.suffix}")
+    try:
+        yield part
+        if part.suffix == ".xml":
+            part.with_suffix(".bin").replace(target.with_suffix(".bin"))
+        part.replace(target)
+    finally:
+        part.unlink(missing_ok=True)
+        part.with_suffix(".bin").unlink(missing_ok=True) if part.suffix == ".xml" else None
 
 
 def verified_fetch(target: Path, expected_sha256: str, fetchers: dict[str, Callable[[Path], None]], order: list[str]) -> Path:

@@ -1,7 +1,7 @@
 # CloudPose — every target sets up what it needs (virtual environment, model) and is safe to rerun.
-#   make up      start both functions locally on :60000 (the local default)
+#   make up      start every function locally on :60000 (the local default)
 #   make test    run the test suite (what .ci/run runs)
-#   make bench   serving variants against a typical FastAPI + Ultralytics server (docs/benchmarks.md)
+#   make bench   each task's serving variants against its typical peer server (docs/benchmarks.md)
 # Caches outside the clone: ~/.cache/cloudpose (models, wheels), ~/.cache/pip.
 
 SHELL := /bin/bash
@@ -15,8 +15,12 @@ PYTEST_ARGS ?=
 
 REQS := requirements/serve.txt requirements/build.txt requirements/dev.txt pyproject.toml
 STAMP := $(VENV)/.installed
+# OpenCV 4.10 (the last with a Darknet importer) in a venv of its own: the detect reference and peer server
+REF_VENV ?= $(CACHE)/venvs/opencv4
+REF_STAMP := $(REF_VENV)/.installed-$(shell sha256sum requirements/reference.txt | cut -c1-12)
+export CLOUDPOSE_REFERENCE_PYTHON ?= $(REF_VENV)/bin/python
 
-.PHONY: help venv model up test bench soak images manifests swarm-up swarm-down failover clean
+.PHONY: help venv reference-venv model up test bench soak images manifests swarm-up swarm-down failover clean
 
 help:
 	@sed -n '2,5p' Makefile
@@ -30,16 +34,23 @@ $(STAMP): $(REQS)
 
 venv: $(STAMP)
 
+$(REF_STAMP): requirements/reference.txt
+	@test -x $(REF_VENV)/bin/python || $(PYTHON) -m venv $(REF_VENV)
+	$(REF_VENV)/bin/python -m pip install --quiet -r requirements/reference.txt
+	@rm -f $(REF_VENV)/.installed-* && touch $@
+
+reference-venv: $(REF_STAMP)
+
 model: $(STAMP)
 	$(VENV)/bin/cloudpose-prepare
 
 up: model
 	$(VENV)/bin/cloudpose-local
 
-test: model
+test: model $(REF_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-bench: model
+bench: model $(REF_STAMP)
 	$(PY) -m bench.serving $(BENCH_ARGS)
 
 # 10,000 mixed good and bad requests on pose-json and on detect-json, each in a 0.5-CPU / 512 MiB cgroup (root)

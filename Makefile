@@ -2,6 +2,7 @@
 #   make up      start every function locally on :60000 (the local default)
 #   make test    run the test suite (what .ci/run runs)
 #   make bench   each task's serving variants against its typical peer server (docs/benchmarks.md)
+#   make album-up / album-down   the photo-album system on :61000 (docs/album.md)
 # Caches outside the clone: ~/.cache/cloudpose (models, wheels), ~/.cache/pip.
 
 SHELL := /bin/bash
@@ -13,14 +14,14 @@ export POSE_MODEL_DIR ?= $(CACHE)/models
 export CLOUDPOSE_DATA ?= $(abspath ../shared/data)
 PYTEST_ARGS ?=
 
-REQS := requirements/serve.txt requirements/build.txt requirements/dev.txt pyproject.toml
+REQS := requirements/serve.txt requirements/build.txt requirements/dev.txt requirements/album.txt pyproject.toml
 STAMP := $(VENV)/.installed
 # OpenCV 4.10 (the last with a Darknet importer) in a venv of its own: the detect reference and peer server
 REF_VENV ?= $(CACHE)/venvs/opencv4
 REF_STAMP := $(REF_VENV)/.installed-$(shell sha256sum requirements/reference.txt | cut -c1-12)
 export CLOUDPOSE_REFERENCE_PYTHON ?= $(REF_VENV)/bin/python
 
-.PHONY: help venv reference-venv model up test bench soak images manifests swarm-up swarm-down failover clean
+.PHONY: help venv reference-venv model up album-up album-down album-status test bench soak images manifests swarm-up swarm-down failover clean
 
 help:
 	@sed -n '2,5p' Makefile
@@ -46,6 +47,17 @@ model: $(STAMP)
 
 up: model
 	$(VENV)/bin/cloudpose-local
+
+# The photo-album system (docs/album.md): PostgreSQL, SeaweedFS, Temporal, the functions, the worker and the
+# album page on http://127.0.0.1:61000/; album-down stops it and keeps the data (~/.cache/cloudpose/album).
+album-up: model
+	$(PY) -m album.local up
+
+album-down: $(STAMP)
+	$(PY) -m album.local down
+
+album-status: $(STAMP)
+	$(PY) -m album.local status
 
 test: model $(REF_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -28,6 +28,8 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
+from cloudpose.page import mount_page  # the functions' page policy, one copy
+
 from . import keys
 from .config import AlbumSettings
 from .db import Database
@@ -39,13 +41,6 @@ log = logging.getLogger("album.api")
 STATIC = Path(__file__).with_name("static")
 MULTIPART_OVERHEAD = 64 * 1024  # per file: headers and boundaries around its bytes
 MAX_PAGE = 500
-# The same policy as the functions' page (cloudpose.service.PAGE_CSP; a test keeps the two equal).
-PAGE_CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-    "connect-src 'self' http: https:; media-src 'self' blob:; object-src 'none'; base-uri 'none'; "
-    "frame-ancestors 'none'; form-action 'none'"
-)
-PAGE_HEADERS = {"Content-Security-Policy": PAGE_CSP, "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
 # Stored bytes are served back inert: no sniffing, no scripts, and non-images only as downloads.
 FILE_HEADERS = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "default-src 'none'; sandbox",
                 "Cache-Control": "private, max-age=3600"}  # fmt: skip
@@ -169,7 +164,7 @@ def make_app(settings: AlbumSettings | None = None, services: Services | None = 
     app.state.services = services
     _add_errors(app)
     _add_health(app, services)
-    _add_page(app)
+    mount_page(app, STATIC)
     _add_albums(app, services)
     _add_photos(app, services)
     return app
@@ -228,23 +223,6 @@ def _add_health(app: FastAPI, services: Services) -> None:
         s = services.settings
         return {"max_upload_bytes": s.max_upload_bytes, "max_files": s.max_files, "processed_formats": ["JPEG", "PNG"],
                 "page_size": s.page_size, "max_page_size": MAX_PAGE}  # fmt: skip
-
-
-def _add_page(app: FastAPI) -> None:
-    """GET / and /static/*: plain HTML, CSS and one JS module, under the functions' page CSP."""
-    from fastapi.staticfiles import StaticFiles
-
-    @app.get("/", include_in_schema=False)
-    async def page() -> Response:
-        return Response((STATIC / "index.html").read_bytes(), media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
-
-    class PageFiles(StaticFiles):
-        async def get_response(self, path: str, scope):
-            response = await super().get_response(path, scope)
-            response.headers.update(PAGE_HEADERS)
-            return response
-
-    app.mount("/static", PageFiles(directory=STATIC), name="static")
 
 
 def _album_or_404(services: Services, album_id: str) -> dict[str, Any]:

@@ -44,12 +44,11 @@ from album.local import DEFAULT_PORTS, LocalSystem
 from album.postgres import bin_dir
 from album.processes import Managed, alive, free_port, group_listening, wait_for
 
-from .conftest import LOAD_128
+from .conftest import LOAD_128, chromium
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "artifacts"
 DOCS_SHOT = ROOT / "docs" / "album-page.png"
-CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 XSS = "<img src=x onerror=alert(1)>"
 FINAL = ("SUCCEEDED", "FAILED")
 pytestmark = pytest.mark.timeout(600)
@@ -373,33 +372,10 @@ def test_a_second_start_of_a_photos_workflow_is_refused(system, four, db):
 
 # ---- the page, in headless Chromium -------------------------------------------------------------------
 
-CHROMIUM_FLAGS = [
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-]  # fmt: skip
-
-
 @pytest.fixture(scope="module")
 def driver():
-    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        pytest.skip("needs Chromium and its driver: apt-get install chromium chromium-driver")
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
-    profile = tempfile.mkdtemp(prefix="album-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in [*CHROMIUM_FLAGS, f"--user-data-dir={profile}"]:
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    drv = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    drv.set_page_load_timeout(60)
-    drv.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {"width": 1280, "height": 900, "deviceScaleFactor": 1, "mobile": False})
-    try:
+    with chromium(1280, 900) as drv:
         yield drv
-    finally:
-        drv.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 def wait(drv, condition, timeout: float = 120):

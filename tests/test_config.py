@@ -64,3 +64,13 @@ def test_cpu_quota_is_read_from_the_process_own_cgroup():
     with Cgroup("quota-test", 0.5, 512 << 20) as cg:
         out = subprocess.run([*cg.prefix(), sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.split() == ["0.5", "1"], out.stderr
+
+
+def test_the_readme_documents_every_setting():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    table = readme[readme.index("## Configuration") : readme.index("## The models")]
+    rows = env_table({t.prefix: t.model.defaults for t in TASKS.values() if t.model})
+    missing = [env for env, _, _ in rows if f"`{env}`" not in table]
+    assert not missing, f"README's configuration table lacks {missing}"

@@ -17,7 +17,6 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -27,10 +26,8 @@ import pytest
 
 from cloudpose.service import static_dir
 
-from .conftest import LOAD_128, ROOT, Server, b64, load_images
+from .conftest import LOAD_128, ROOT, Server, b64, chromium, load_images
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 ARTIFACTS = ROOT / "artifacts"
 DOCS_SHOT = ROOT / "docs" / "page.png"
 DOCS_SHOT_OBJECTS = ROOT / "docs" / "page-objects.png"
@@ -39,14 +36,6 @@ TASKS = {"poses": ("pose-json", "pose-annotate"), "objects": ("detect-json", "de
 XSS = "<img src=x onerror=alert(1)>"
 QUOTES = "it's 100% \"quoted\" \\ ok"  # everything the curl command must quote for bash, printf and JSON
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
-CHROMIUM_FLAGS = [
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-    # Without these Chromium phones Google (updates, sync, field trials) and can hang offline.
-    "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
-    "--disable-quic",
-    # A synthetic webcam, granted without a prompt, for the getUserMedia snapshot.
-    "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-]  # fmt: skip
 
 
 def post_json(url: str, payload: dict) -> httpx.Response:
@@ -127,27 +116,9 @@ def test_cors_preflight_for_a_json_post(server, json_only):
 
 @pytest.fixture(scope="module")
 def driver() -> Iterator:
-    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        pytest.skip("needs Chromium and its driver: apt-get install chromium chromium-driver")
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
-    profile = tempfile.mkdtemp(prefix="cloudpose-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in [*CHROMIUM_FLAGS, f"--user-data-dir={profile}"]:
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    drv = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    drv.set_page_load_timeout(60)
-    drv.execute_cdp_cmd(
-        "Emulation.setDeviceMetricsOverride", {"width": 1200, "height": 800, "deviceScaleFactor": 1, "mobile": False}
-    )
-    try:
+    # A synthetic webcam, granted without a prompt, for the getUserMedia snapshot.
+    with chromium(1200, 800, ("--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream")) as drv:
         yield drv
-    finally:
-        drv.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 def by_id(drv, element_id: str):

@@ -35,6 +35,7 @@ from .backends import load
 from .functions import Function
 from .imaging import decode, header_only
 from .metrics import REJECTED_STATUSES, Metrics
+from .page import mount_page
 from .schema import BatchRequest, ErrorResponse, ImageRequest, batch_of
 from .tasks import Task
 
@@ -459,32 +460,7 @@ def static_dir() -> Path:
     return Path(__file__).with_name("static")
 
 
-# The page's only scripts are its own files: no inline script, no third-party origin. connect-src
-# allows any http(s) origin because the page can target a cluster gateway (the API base URL field).
-PAGE_CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-    "connect-src 'self' http: https:; media-src 'self' blob:; object-src 'none'; base-uri 'none'; "
-    "frame-ancestors 'none'; form-action 'none'"
-)
-
-
 def _add_page(app: FastAPI) -> None:
     """GET / and /static/*: the try-it page (plain HTML, CSS and one JS module; no CDN)."""
-    from fastapi.staticfiles import StaticFiles
-
-    folder = static_dir()
-    if not (folder / "index.html").exists():
-        return
-    page_headers = {"Content-Security-Policy": PAGE_CSP, "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
-
-    @app.get("/", include_in_schema=False)
-    def page() -> Response:
-        return Response((folder / "index.html").read_bytes(), media_type="text/html; charset=utf-8", headers=page_headers)
-
-    class PageFiles(StaticFiles):
-        async def get_response(self, path: str, scope):
-            response = await super().get_response(path, scope)
-            response.headers.update(page_headers)
-            return response
-
-    app.mount("/static", PageFiles(directory=folder), name="static")
+    if (static_dir() / "index.html").exists():
+        mount_page(app, static_dir())

@@ -11,14 +11,16 @@ from ..base import ModelSpec, Task
 from . import decode as decoding
 
 # The variant each CPU class serves: the fastest whose keypoint AP stays within 1 point of torch's
-# (ort-fp32-640) on the 111-image COCO set measured on an AMD EPYC with AVX-512 BF16/VNNI (docs/benchmarks.md):
-# only 640-input variants qualify (512 inputs lost 3.2 and 7.7 AP there; the 32-image dev set cannot
-# tell them apart). Speeds per class: docs/benchmarks.md.
+# (ort-fp32-640) on the 111-image COCO set measured on an AMD EPYC with AVX-512 BF16/VNNI, December 2026
+# (docs/benchmarks-elsewhere.md). Only 640-input variants qualify there: 512 inputs lost 3.2 and 7.7 AP,
+# ort-int8-640 1.4, which the 32-image dev set cannot show. Speeds: docs/benchmarks.md.
 CHOICES = {
-    "amx": ("ov-bf16-640", "native bf16 on AMX: OpenVINO at 640, full accuracy (42.2 AP vs torch's 42.1 on the 111-image set)"),
-    "avx512_bf16": ("ov-bf16-640", "native bf16 (AVX-512 BF16): OpenVINO at 640, full accuracy"),
-    "avx512_vnni": ("ov-int8-640", "VNNI int8: OpenVINO NNCF int8 at 640 (42.3 AP vs 42.1 on the 111-image set)"),
-    "avx2": ("ov-int8-640", "AVX2 only: the fastest 640 variant measured at full accuracy (docs/benchmarks.md)"),
+    "amx": ("ov-bf16-640", "native bf16 on AMX: OpenVINO at 640, full accuracy (42.2 AP vs torch's 42.1 on the 111-image set); "
+            "the fastest 640 variant on a Xeon with AMX (3.3x torch, November 2026)"),
+    "avx512_bf16": ("ov-bf16-640", "native bf16 (AVX-512 BF16): OpenVINO at 640, full accuracy (42.2 AP vs 42.1 on the 111-image set)"),
+    "avx512_vnni": ("ov-int8-640", "VNNI int8: OpenVINO NNCF int8 at 640, full accuracy (42.3 AP vs 42.1 on the 111-image set)"),
+    "avx2": ("ov-int8-640", "AVX2 only: the fastest 640 variant at full accuracy here (1.76x torch in a 0.5-CPU pod against "
+             "ort-fp32-640's 1.45x, AMD EPYC, December 2026); its int8 kernels compute ideal int8 (bench.int8_fidelity)"),
     "arm": ("ort-fp32-640", "ARM: ONNX Runtime fp32 (its kernels are tuned for NEON)"),
     "generic": ("ort-fp32-640", "no AVX2: ONNX Runtime fp32 runs anywhere"),
 }

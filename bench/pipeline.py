@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     env = {f"{task.prefix}_VARIANT": args.variant, "POSE_THREADS": "1"}
     stages = stage_times(files, args.runs, env, args.task)
     rtt, rss, cold = http_times(files, args.runs, env, args.task)
-    cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("model name")), "?")
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), "?")
     print(f"{args.variant}, 1 thread, {len(files)} images × {args.runs} runs, {cpu}")
     print(f"{'stage':<14} {'median ms':>10} {'p95 ms':>8}")
     for name, values in [*stages.items(), ("HTTP round trip", rtt)]:

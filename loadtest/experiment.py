@@ -721,7 +721,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--url", help="measure this running deployment, unscaled (give its count with --replicas)")
     g.add_argument("--replicas", type=replica_list, default=list(REPLICA_COUNTS), help="comma-separated replica counts")
     g.add_argument(
-        "--function", choices=sorted(CHECKS), default="pose-json", help="the function to load (detect-json: once deployed)"
+        "--function", choices=sorted(CHECKS), default="pose-json", help="the function to load"
     )
     g.add_argument(
         "--paths", choices=PATH_STYLES, default="gateway", help="/function/<name> or the course's /api/... paths"

@@ -22,6 +22,8 @@ from .process import stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "swarm" / "nginx" / "nginx.conf"
+# Files nginx.conf includes by a relative path (nginx reads them beside the main config): copied as they are.
+INCLUDED = (ROOT / "swarm" / "nginx" / "function.conf",)
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
 
@@ -87,6 +89,8 @@ class Nginx:
     def _write(self, upstreams: dict[str, list[int]]) -> None:
         self.generation += 1
         (self.workdir / "upstreams.conf").write_text(render_upstreams(upstreams))
+        for path in INCLUDED:
+            shutil.copyfile(path, self.workdir / path.name)
         (self.workdir / "nginx.conf").write_text(render_config(self.workdir, self.port, self.generation))
 
     def update(self, upstreams: dict[str, list[int]]) -> None:

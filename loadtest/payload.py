@@ -1,8 +1,7 @@
 """What Locust users send and how they check the answers: pure functions, no Locust (the runner and tests use them).
 
-Answers are checked per function (`CHECKS`, keyed by function name), so a new function needs one entry here
-and nothing in the locustfile or the runner. The detection entries (detect-json, detect-annotate) follow the
-planned answers; they cannot be exercised until those functions are deployed.
+Answers are checked per function (`CHECKS`, keyed by function name) against the function's own response
+model (`cloudpose.functions`), so a new function needs nothing here, in the locustfile or in the runner.
 """
 
 from __future__ import annotations
@@ -14,16 +13,14 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+from cloudpose.deployment import FUNCTION_NAMES
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("CLOUDPOSE_DATA", ROOT.parent / "shared" / "data"))
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 KEYPOINTS = 17
-JSON_KEYS = {"id", "count", "boxes", "keypoints"}
-BOX_KEYS = {"x", "y", "width", "height", "probability"}
-DETECT_KEYS = {"id", "objects", "speed_preprocess", "speed_inference", "speed_postprocess"}
-RECTANGLE_KEYS = {"height", "left", "top", "width"}
-# --paths: the gateway's routes (/function/<name>: OpenFaaS, the Swarm/local nginx) or the course's own paths,
-# which exist only for the pose functions.
+# --paths: the gateway's routes (/function/<name>: OpenFaaS, the Swarm/local nginx) or the course's own paths
+# (the local default's), which exist only for the pose functions on the Swarm and local gateways.
 COURSE_PATHS = {"pose-json": "/api/pose_estimation", "pose-annotate": "/api/pose_estimation_annotation"}
 PATH_STYLES = ("course", "gateway")
 # The image-returning sibling of each JSON function (--annotate-weight sends a share of requests there).
@@ -51,76 +48,46 @@ def body(image_b64: bytes, request_id: str) -> bytes:
     return b'{"id":"' + request_id.encode() + b'","image":"' + image_b64 + b'"}'
 
 
-def check_json(answer: object, request_id: str) -> str | None:
-    """None if `answer` is a correct pose-json answer to `request_id`, else why not."""
-    if not isinstance(answer, dict):
-        return "answer is not an object"
-    if missing := JSON_KEYS - answer.keys():
-        return f"missing {sorted(missing)}"
-    if answer["id"] != request_id:
-        return "wrong id"
-    boxes, people = answer["boxes"], answer["keypoints"]
-    if not (isinstance(boxes, list) and isinstance(people, list) and answer["count"] == len(boxes) == len(people)):
-        return "count != len(boxes) != len(keypoints)"
-    if any(not isinstance(b, dict) or BOX_KEYS - b.keys() for b in boxes):
-        return "box without x, y, width, height, probability"
-    if any(len(kps) != KEYPOINTS or any(len(k) != 3 for k in kps) for kps in people):
-        return "keypoints not 17 × [x, y, p]"
-    return None
+def _first_error(exc) -> str:
+    err = exc.errors()[0]
+    return f"{'.'.join(str(p) for p in err['loc']) or 'answer'}: {err['msg']}"
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+def schema_check(function: str) -> Callable[[object, str], str | None]:
+    """The answer check of `function`: its response model (the contract in the task's schema.py) plus the id,
+    and what a model cannot say (pose: 17 × [x, y, p] per person, as many boxes as `count`; annotate: a JPEG)."""
+    from pydantic import ValidationError
+
+    from cloudpose.functions import FUNCTIONS
+
+    model = FUNCTIONS[function].response
+
+    def check(answer: object, request_id: str) -> str | None:
+        try:
+            parsed = model.model_validate(answer)
+        except ValidationError as exc:
+            return _first_error(exc)
+        if parsed.id != request_id:
+            return "wrong id"
+        if function == "pose-json":
+            if not parsed.count == len(parsed.boxes) == len(parsed.keypoints):
+                return "count != len(boxes) != len(keypoints)"
+            if any(len(kps) != KEYPOINTS or any(len(k) != 3 for k in kps) for kps in parsed.keypoints):
+                return "keypoints not 17 × [x, y, p]"
+        if function.endswith("-annotate"):
+            try:  # the JPEG's magic bytes, not a decode: the load generator stays cheap
+                head = base64.b64decode(parsed.image[:8], validate=True) if len(parsed.image) > 100 else b""
+            except ValueError:
+                head = b""
+            if not head.startswith(b"\xff\xd8\xff"):
+                return "image is not a base64 JPEG"
+        return None
+
+    return check
 
 
-def check_detect_json(answer: object, request_id: str) -> str | None:
-    """None if `answer` is a correct detect-json answer: the id, `objects` of {label, accuracy 0–1, rectangle of
-    int height/left/top/width}, and the server's three speed_* timings."""
-    if not isinstance(answer, dict):
-        return "answer is not an object"
-    if missing := DETECT_KEYS - answer.keys():
-        return f"missing {sorted(missing)}"
-    if answer["id"] != request_id:
-        return "wrong id"
-    objects = answer["objects"]
-    if not isinstance(objects, list):
-        return "objects is not a list"
-    for o in objects:
-        if not isinstance(o, dict) or not isinstance(o.get("label"), str) or not o["label"]:
-            return "object without a label"
-        accuracy = o.get("accuracy")
-        if isinstance(accuracy, bool) or not isinstance(accuracy, int | float) or not 0 <= accuracy <= 1:
-            return "object accuracy not in 0..1"
-        rect = o.get("rectangle")
-        if not isinstance(rect, dict) or RECTANGLE_KEYS - rect.keys() or not all(_is_int(rect[k]) for k in RECTANGLE_KEYS):
-            return "rectangle not int height, left, top, width"
-    if any(isinstance(answer[k], bool) or not isinstance(answer[k], int | float) for k in DETECT_KEYS if k.startswith("speed_")):
-        return "speed_* not numbers"
-    return None
-
-
-def check_annotate(answer: object, request_id: str) -> str | None:
-    """None if `answer` is {"id", "image": base64 JPEG} for `request_id` (the JPEG's magic bytes, not a decode:
-    the load generator stays cheap). Both annotate functions answer this way."""
-    if not isinstance(answer, dict) or "image" not in answer or "id" not in answer:
-        return "missing id or image"
-    if answer["id"] != request_id:
-        return "wrong id"
-    image = answer["image"]
-    try:
-        head = base64.b64decode(image[:8], validate=True) if isinstance(image, str) and len(image) > 100 else b""
-    except ValueError:
-        head = b""
-    return None if head.startswith(b"\xff\xd8\xff") else "image is not a base64 JPEG"
-
-
-# How each function's answer is checked, by function name (deployment.FUNCTION_NAMES will list all four).
-CHECKS: dict[str, Callable[[object, str], str | None]] = {
-    "pose-json": check_json,
-    "pose-annotate": check_annotate,
-    "detect-json": check_detect_json,
-    "detect-annotate": check_annotate,
-}
+# How each function's answer is checked, by function name: every function of the table.
+CHECKS: dict[str, Callable[[object, str], str | None]] = {name: schema_check(name) for name in FUNCTION_NAMES}
 
 
 def percentile(ordered: list[float], q: float) -> float:

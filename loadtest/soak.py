@@ -1,6 +1,6 @@
 """Soak: thousands of mixed requests against one function in a pod-sized cgroup, and nothing may go wrong.
 
-    python -m loadtest.soak --function pose-json --requests 10000     # make soak runs pose-json and detect-json
+    python -m loadtest.soak --function pose-json --requests 10000     # make soak: pose-json and detect-json at once
 
 The mix (the one an issue measured by hand): 60% real photos of load-128, each with a fresh id, and
 40% spread over nine kinds of bad input — bad base64, random bytes, a truncated JPEG, no id, the header
@@ -165,7 +165,9 @@ async def drive(url: str, work: list[Case], answer_field: str, pid: int, deadlin
     return tally
 
 
-def soak(function: str, requests: int, *, limits: bool = True, time_limit: float = 3600, env: dict | None = None) -> dict:
+def soak(
+    function: str, requests: int, *, limits: bool = True, time_limit: float = 3600, env: dict | None = None
+) -> dict:
     """Run the soak; the report's "passed" says whether every check held."""
     photos = [p.read_bytes() for p in sorted((DATA / "load-128").glob("*.jpg"))]
     if not photos:
@@ -177,7 +179,9 @@ def soak(function: str, requests: int, *, limits: bool = True, time_limit: float
         server = ServerProcess(["-m", "cloudpose.serve", function], env=env, prefix=cgroup.prefix() if cgroup else None,
                                timeout=180)  # fmt: skip
         try:
-            tally = asyncio.run(drive(server.url, work, ANSWER_FIELDS.get(function, "id"), server.pid, started + time_limit))
+            tally = asyncio.run(
+                drive(server.url, work, ANSWER_FIELDS.get(function, "id"), server.pid, started + time_limit)
+            )
         finally:
             server.stop()
         peak = cgroup.peak_memory() if cgroup else -1
@@ -188,7 +192,13 @@ def soak(function: str, requests: int, *, limits: bool = True, time_limit: float
     sent = sum(tally.by_kind.values())
     warm = [rss for n, rss in tally.rss_samples if n >= WARMUP_SHARE * len(work)]
     growth = warm[-1] / warm[0] if len(warm) >= 2 and warm[0] else float("nan")
-    passed = sent == len(work) and tally.wrong_count == 0 and tally.server_errors == 0 and oom == 0 and growth < RSS_GROWTH_LIMIT
+    passed = (
+        sent == len(work)
+        and tally.wrong_count == 0
+        and tally.server_errors == 0
+        and oom == 0
+        and growth < RSS_GROWTH_LIMIT
+    )
     return {
         "function": function, "requests": len(work), "sent": sent, "seconds": round(time.monotonic() - started, 1),
         "by_kind": dict(tally.by_kind), "wrong": tally.wrong_count, "wrong_examples": tally.wrong,
@@ -197,6 +207,15 @@ def soak(function: str, requests: int, *, limits: bool = True, time_limit: float
         "rss_end_mib": round(warm[-1] / 2**20, 1) if warm else None, "rss_growth": round(growth, 3),
         "limits": "0.5 CPU / 512 MiB cgroup" if cgroup else "none", "passed": passed,
     }  # fmt: skip
+
+
+def soak_all(functions: list[str], requests: int, **kwargs) -> list[dict]:
+    """Each function's soak at the same time, each server in its own 0.5-CPU cgroup: the wall time of one soak for
+    all of them (two pods on a 2-core host, as in the cluster), and each pod still sees only its own half core."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(len(functions)) as pool:
+        return list(pool.map(lambda f: soak(f, requests, **kwargs), functions))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -210,8 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     if reason:
         parser.error(f"cannot limit the server ({reason}); run as root, or pass --no-limits")
     ok = True
-    for function in args.function or ["pose-json", "detect-json"]:
-        report = soak(function, args.requests, limits=not args.no_limits, time_limit=args.time_limit)
+    functions = args.function or ["pose-json", "detect-json"]
+    for report in soak_all(functions, args.requests, limits=not args.no_limits, time_limit=args.time_limit):
         print(json.dumps(report, indent=2), flush=True)
         ok &= report["passed"]
     return 0 if ok else 1

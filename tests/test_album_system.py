@@ -409,7 +409,7 @@ def test_page_creates_an_album_uploads_two_photos_and_shows_them(system, driver,
     for photo_id, row in stored.items():
         article = driver.find_element(By.CSS_SELECTOR, f"article[data-photo-id='{photo_id}']")
         labels = [li.text for li in article.find_elements(By.CSS_SELECTOR, ".labels li")]
-        assert labels == [f"{l['label']} {round(l['accuracy'] * 100)}%" for l in row["labels"]]
+        assert labels == [f"{x['label']} {round(x['accuracy'] * 100)}%" for x in row["labels"]]
         facts = dict(zip([e.text for e in article.find_elements(By.TAG_NAME, "dt")], [e.text for e in article.find_elements(By.TAG_NAME, "dd")]))
         assert facts["people"] == str(row["people_count"])
         assert facts["size"] == f"{row['width']} × {row['height']}"

@@ -6,6 +6,7 @@ on import): Locust runs in subprocesses, as the runner runs it.
 
 from __future__ import annotations
 
+import http.server
 import json
 import math
 import os
@@ -13,9 +14,11 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from loadtest import cgroup, clientcpu, report
@@ -24,12 +27,24 @@ from loadtest.engines.knative import KnativeEngine
 from loadtest.engines.kubectl import KubectlEngine
 from loadtest.engines.openfaas import OpenFaasEngine
 from loadtest.experiment import (
-    LOCUSTFILE, Display, LocustSetup, Step, find_max_users, host_slowdown, make_engine, parse_args, plan_for,
-    run_locust, steps_from_buckets,
+    LOCUSTFILE,
+    Display,
+    LocustSetup,
+    Step,
+    find_max_users,
+    host_slowdown,
+    make_engine,
+    parse_args,
+    plan_for,
+    run_locust,
+    steps_from_buckets,
 )
 from loadtest.nginx import render_config, render_upstreams
 from loadtest.payload import (
-    CHECKS, check_annotate, check_detect_json, check_json, path_for, percentile, server_inference_ms,
+    CHECKS,
+    path_for,
+    percentile,
+    server_inference_ms,
 )
 
 from .conftest import DATA, LOAD_128, ROOT
@@ -147,22 +162,24 @@ def answer(n: int = 1, request_id: str = "r1") -> dict:
 
 
 def test_pose_json_checks():
+    check_json = CHECKS["pose-json"]
     assert check_json(answer(2), "r1") is None and check_json(answer(0), "r1") is None
     assert check_json(answer(1), "other") == "wrong id"
     assert check_json({**answer(2), "count": 3}, "r1").startswith("count")
     assert check_json({**answer(1), "keypoints": [[[1.0, 2.0, 0.5]] * 16]}, "r1").startswith("keypoints")
-    assert check_json({k: v for k, v in answer().items() if k != "boxes"}, "r1").startswith("missing")
+    assert check_json({k: v for k, v in answer().items() if k != "boxes"}, "r1").startswith("boxes")
     assert check_json([], "r1") is not None
 
 
-def test_pose_annotate_checks():
+def test_annotate_checks():
     import base64
 
     jpeg = base64.b64encode(b"\xff\xd8\xff\xe0" + bytes(200)).decode()
-    assert check_annotate({"id": "a", "image": jpeg}, "a") is None
-    assert check_annotate({"id": "a", "image": base64.b64encode(b"\x89PNG" + bytes(200)).decode()}, "a") is not None
-    assert check_annotate({"id": "b", "image": jpeg}, "a") == "wrong id"
-    assert check_annotate({"id": "a", "image": "not base64!" * 20}, "a") is not None
+    for check_annotate in (CHECKS["pose-annotate"], CHECKS["detect-annotate"]):
+        assert check_annotate({"id": "a", "image": jpeg}, "a") is None
+        assert check_annotate({"id": "a", "image": base64.b64encode(b"\x89PNG" + bytes(200)).decode()}, "a") is not None
+        assert check_annotate({"id": "b", "image": jpeg}, "a") == "wrong id"
+        assert check_annotate({"id": "a", "image": "not base64!" * 20}, "a") is not None
 
 
 def detect_answer(request_id: str = "r1", **changes) -> dict:
@@ -171,21 +188,26 @@ def detect_answer(request_id: str = "r1", **changes) -> dict:
             "speed_postprocess": 0.5}  # fmt: skip
 
 
-def test_answers_are_checked_per_function_by_a_table():
-    """Every function has an entry; detect-json's follows the planned answer (the function is not deployed yet,
-    so this is the only place its check runs)."""
-    assert set(CHECKS) == {"pose-json", "pose-annotate", "detect-json", "detect-annotate"}
-    assert CHECKS["pose-json"] is check_json and CHECKS["detect-annotate"] is check_annotate
+def test_answers_are_checked_per_function_against_its_schema():
+    """Every function has an entry, made from its response model (one contract: the task's schema.py)."""
+    from cloudpose.deployment import FUNCTION_NAMES
+
+    assert set(CHECKS) == set(FUNCTION_NAMES)
+    check_detect_json = CHECKS["detect-json"]
     assert check_detect_json(detect_answer(), "r1") is None
     assert check_detect_json({**detect_answer(), "objects": []}, "r1") is None
     assert check_detect_json(detect_answer("other"), "r1") == "wrong id"
-    assert check_detect_json(detect_answer(accuracy=1.5), "r1") == "object accuracy not in 0..1"
-    assert check_detect_json(detect_answer(label=""), "r1") == "object without a label"
+    assert "accuracy" in check_detect_json(detect_answer(accuracy=1.5), "r1")
+    assert check_detect_json(detect_answer(label=None), "r1").startswith("objects.0.label")
     bad_rect = {"height": 1.5, "left": 0, "top": 0, "width": 2}
-    assert check_detect_json(detect_answer(rectangle=bad_rect), "r1").startswith("rectangle")
-    assert check_detect_json({k: v for k, v in detect_answer().items() if k != "speed_inference"}, "r1").startswith("missing")
-    assert check_detect_json(answer(), "r1").startswith("missing")  # a pose answer is not a detection answer
-    assert path_for("detect-json") == "/function/detect-json" and path_for("pose-annotate", "course").endswith("annotation")
+    assert check_detect_json(detect_answer(rectangle=bad_rect), "r1").startswith("objects.0.rectangle")
+    assert check_detect_json({k: v for k, v in detect_answer().items() if k != "speed_inference"}, "r1").startswith(
+        "speed_inference"
+    )
+    assert check_detect_json(answer(), "r1").startswith("objects")  # a pose answer is not a detection answer
+    assert path_for("detect-json") == "/function/detect-json" and path_for("pose-annotate", "course").endswith(
+        "annotation"
+    )
     with pytest.raises(ValueError, match="no course path"):
         path_for("detect-json", "course")
     with pytest.raises(SystemExit):  # the runner refuses it before starting anything
@@ -240,7 +262,9 @@ def test_client_cpu_per_step_from_samples_and_locust_figures():
 
 
 def test_process_sampler_measures_a_real_busy_process():
-    busy = subprocess.Popen([sys.executable, "-c", "import time\nend = time.time() + 2.5\nwhile time.time() < end: pass"])
+    busy = subprocess.Popen(
+        [sys.executable, "-c", "import time\nend = time.time() + 2.5\nwhile time.time() < end: pass"]
+    )
     sampler = clientcpu.ProcessSampler(busy.pid, interval=0.25)
     sampler.start()
     busy.wait(10)
@@ -354,14 +378,18 @@ def test_report_flags_a_point_measured_on_a_slowed_host(tmp_path):
 
 
 def test_resuming_a_folder_written_by_an_older_version_keeps_columns_aligned(tmp_path):
-    path, old_fields = tmp_path / "results.csv", [f for f in report.RESULT_FIELDS if "idle" not in f and "slow" not in f]
+    path, old_fields = (
+        tmp_path / "results.csv",
+        [f for f in report.RESULT_FIELDS if "idle" not in f and "slow" not in f],
+    )
     report.write_csv(path, old_fields, [{"engine": "local", "client": "a", "replicas": 1, "repetition": 1,
                                          "max_users": 210, "replicas_serving": 1}])  # fmt: skip
     report.write_csv(path, report.RESULT_FIELDS, [{"engine": "local", "client": "a", "replicas": 2, "repetition": 1,
                      "max_users": 422, "idle_inference_ms": 18.2, "replicas_serving": 2}], append=True)  # fmt: skip
     rows = report.read_csv(path)
     assert [(r["max_users"], r["replicas_serving"], r["idle_inference_ms"]) for r in rows] == [
-        ("210", "1", ""), ("422", "2", "18.2")
+        ("210", "1", ""),
+        ("422", "2", "18.2"),
     ]
 
 
@@ -393,24 +421,60 @@ def test_counts_round_trip():
 
 def test_nginx_config_is_the_swarm_gateways():
     conf = render_config(Path("/tmp/w"), 41234, 7)
-    template = (ROOT / "swarm" / "nginx" / "nginx.conf").read_text()
-    for route in (
-        "/function/pose-json",
-        "/function/pose-annotate",
-        "/api/pose_estimation",
-        "/api/pose_estimation_annotation",
-    ):
-        assert f"location = {route} " in conf and f"location = {route} " in template
     assert "listen 127.0.0.1:41234" in conf and "include /tmp/w/upstreams.conf;" in conf and "return 200 '7'" in conf
     assert "client_max_body_size" in conf and "/run/nginx.pid" not in conf and "/etc/nginx" not in conf
     ups = render_upstreams({"pose-json": [9001, 9002], "pose-annotate": []})
     assert "server 127.0.0.1:9001 max_fails=1" in ups and "server 127.0.0.1:9002" in ups and "least_conn;" in ups
     assert "server 127.0.0.1:1 down;" in ups and ups.count("keepalive 32;") == 2
-    # any other function is routed by name (/function/<name>[/<path>]), if the map lists it
     assert "map $function $function_known {" in ups and "    pose-annotate 1;" in ups
-    assert template.count("location ~ ^/function/(?<function>") == 2 and "if ($function_known = 0)" in template
     gateway_sh = (ROOT / "swarm" / "nginx" / "gateway.sh").read_text()
     assert "map \\$function \\$function_known" in gateway_sh  # gateway.sh writes the same map
+
+
+class _Echo(http.server.BaseHTTPRequestHandler):
+    """A stand-in replica that answers with the path it was asked for."""
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        body = json.dumps({"path": self.path}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_the_gateway_routes_what_is_deployed_and_404s_the_rest():
+    """The real nginx with the Swarm gateway's config and only pose-json deployed (as `make swarm-up
+    FUNCTIONS=pose-json` leaves it): its paths reach the replica as they came; the paths of functions not
+    deployed answer the JSON 404 instead of failing the whole config, as a literal upstream name would."""
+    from loadtest.nginx import Nginx, available
+    from loadtest.process import free_port
+
+    if reason := available():
+        pytest.skip(reason)
+    replica = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
+    threading.Thread(target=replica.serve_forever, daemon=True).start()
+    gateway = Nginx(free_port(), {"pose-json": [replica.server_address[1]]})
+    try:
+        with httpx.Client(base_url=gateway.url, timeout=10) as http_client:
+            post = lambda path: http_client.post(path, content=b"{}")  # noqa: E731
+            for path, reaches in (("/api/pose_estimation", "/api/pose_estimation"), ("/function/pose-json", "/function/pose-json"),
+                                  ("/function/pose-json/_/ready?x=1", "/_/ready?x=1")):  # fmt: skip
+                r = post(path)
+                assert r.status_code == 200 and r.json() == {"path": reaches}, (path, r.text)
+            for path in ("/api/pose_estimation_annotation", "/api/object_detection", "/function/detect-json",
+                         "/function/detect-json/_/ready", "/nowhere"):  # fmt: skip
+                r = post(path)
+                assert r.status_code == 404 and r.json()["error"]["code"] == "not_found", (path, r.text)
+            gateway.update({"pose-json": [replica.server_address[1]], "detect-json": [replica.server_address[1]]})
+            assert post("/api/object_detection").json() == {"path": "/api/object_detection"}
+    finally:
+        gateway.stop()
+        replica.shutdown()
 
 
 def test_kubectl_commands():
@@ -458,8 +522,9 @@ def run_experiment(args: list[str], timeout: float) -> subprocess.CompletedProce
 
 
 def test_short_experiment_on_the_local_engine(tmp_path):
-    """Replicas 1 and 2 as real processes in 0.5-CPU cgroups behind nginx: short steps, a 1.5 s timeout so
-    failures come quickly, at most 14 users; the table, CSVs and plot agree, and both replicas served."""
+    """detect-json at replicas 1 and 2 as real processes in 0.5-CPU cgroups behind nginx: short steps, a 1.5 s
+    timeout so failures come quickly, at most 8 users; every answer checked against detect-json's schema; the
+    table, CSVs and plot agree, and both replicas served. (pose-json runs in the two-Locust-processes test.)"""
     if reason := cgroup.available():
         pytest.skip(f"local engine: {reason}")
     if not shutil.which("nginx") and not Path("/usr/sbin/nginx").exists():
@@ -467,9 +532,9 @@ def test_short_experiment_on_the_local_engine(tmp_path):
     if not LOAD_128.is_dir():
         pytest.skip(f"no load images in {LOAD_128}: set CLOUDPOSE_DATA")
     out = tmp_path / "exp"
-    args = ["--engine", "local", "--replicas", "1,2", "--results", str(out), "--client-label", "test",
-            "--start-users", "2", "--step-users", "2", "--spawn-rate", "4", "--hold", "5", "--max-users", "14",
-            "--confirm-hold", "5", "--confirm-spawn-rate", "4", "--max-confirms", "2", "--timeout", "1.5",
+    args = ["--engine", "local", "--function", "detect-json", "--replicas", "1,2", "--results", str(out), "--client-label", "test",
+            "--start-users", "2", "--step-users", "2", "--spawn-rate", "4", "--hold", "3", "--max-users", "8",
+            "--confirm-hold", "3", "--confirm-spawn-rate", "4", "--max-confirms", "2", "--timeout", "1.5",
             "--wait-min", "0.2", "--wait-max", "0.5", "--cooldown", "2", "--warmup", "2"]  # fmt: skip
     started = time.monotonic()
     run = run_experiment(args, timeout=240)
@@ -493,7 +558,7 @@ def test_short_experiment_on_the_local_engine(tmp_path):
             )
             assert f"| {n} | {m} | {float(r['avg_ms']):.0f} |" in table  # the table is the CSV's
             served = report.counts(r["served_by"])
-            assert len(served) == n and all(name.startswith("local-pose-json-") for name in served), served
+            assert len(served) == n and all(name.startswith("local-detect-json-") for name in served), served
         idle = float(r["idle_inference_ms"])  # the probe's model time: the servers' own, one request at a time
         assert 1 < idle < 2000 and float(r["host_slowdown"]) > 0, r
     two = next(r for r in results if r["replicas"] == "2")
@@ -541,8 +606,8 @@ def test_short_experiment_with_two_locust_processes(tmp_path):
     local_engine_or_skip()
     out = tmp_path / "exp"
     args = ["--engine", "local", "--replicas", "2", "--results", str(out), "--client-label", "test",
-            "--locust-processes", "2", "--start-users", "2", "--step-users", "2", "--spawn-rate", "4", "--hold", "5",
-            "--max-users", "12", "--confirm-hold", "5", "--confirm-spawn-rate", "4", "--max-confirms", "2",
+            "--locust-processes", "2", "--start-users", "2", "--step-users", "2", "--spawn-rate", "4", "--hold", "4",
+            "--max-users", "8", "--confirm-hold", "4", "--confirm-spawn-rate", "4", "--max-confirms", "2",
             "--timeout", "1.5", "--wait-min", "0.2", "--wait-max", "0.5", "--cooldown", "2", "--warmup", "2"]  # fmt: skip
     run = run_experiment(args, timeout=240)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
@@ -598,7 +663,9 @@ def test_distributed_master_with_a_worker_host(tmp_path):
     assert not locust_processes_of(out) and workers.poll() is not None
     import psutil
 
-    assert not [p for p in psutil.process_iter(["cmdline"]) if f"--master-port {port}" in " ".join(p.info["cmdline"] or [])]
+    assert not [
+        p for p in psutil.process_iter(["cmdline"]) if f"--master-port {port}" in " ".join(p.info["cmdline"] or [])
+    ]
 
 
 @pytest.mark.docker

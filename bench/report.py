@@ -109,7 +109,7 @@ def section_markdown(s: Section) -> list[str]:
         f"Load: the {m.get('photos', '?')} photos of load-128; closed loop, {m.get('seconds', 0):.0f} s per point after "
         f"a warm-up. Pod: a cgroup of {CPU_CORES} CPU and {MEMORY_BYTES >> 20} MiB (the yardstick: "
         f"{suite.baseline_memory >> 20} MiB). One inference thread everywhere.",
-        f"`auto` on this CPU chooses **{m.get('auto', ['?'])[0]}** ({m.get('auto', ['', '?'])[1]}).",
+        f"On that CPU `auto` chooses **{m.get('auto', ['?'])[0]}** ({m.get('auto', ['', '?'])[1]}).",
         "",
         f"| variant | model ms | pipeline ms | HTTP c=1 ms | req/s c=4 (pod) | {suite.ratio} | {suite.ratio}, paired | "
         f"p50 / p95 c=4 ms | AP {_conf(ours_c[0])} | AP {_conf(ours_c[1])} | peak RSS MiB | cold start s |",

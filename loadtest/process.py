@@ -98,13 +98,20 @@ class ServerProcess:
         return float("nan")
 
     def output(self) -> str:
-        if not self.log.closed:
-            self.log.flush()
+        """Everything the server printed (kept in memory once it is stopped: the log file is gone then)."""
+        if self.log.closed:
+            return self._output
+        self.log.flush()
         return Path(self.log.name).read_text(errors="replace")
 
     def stop(self) -> None:
+        """Stop the server and remove its log file (its text stays readable through output())."""
         stop_process(self.proc)
-        self.log.close()
+        if not self.log.closed:
+            self.log.flush()
+            self._output = Path(self.log.name).read_text(errors="replace")
+            self.log.close()
+            Path(self.log.name).unlink(missing_ok=True)
 
     def __enter__(self) -> "ServerProcess":
         return self

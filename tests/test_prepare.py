@@ -85,7 +85,7 @@ SERVED = {
         "ov-int8-640",
         "ov-bf16-512-square",
     ],
-    "detect": ["ort-fp32-416", "ort-int8-416", "ov-fp32-416", "ov-int8-416"],
+    "detect": ["ort-fp32-416", "ort-int8-416", "ov-fp32-416", "ov-bf16-416", "ov-int8-416"],
 }
 
 

@@ -209,13 +209,13 @@ def soak(
     }  # fmt: skip
 
 
-def soak_all(functions: list[str], requests: int, **kwargs) -> list[dict]:
-    """Each function's soak at the same time, each server in its own 0.5-CPU cgroup: the wall time of one soak for
-    all of them (two pods on a 2-core host, as in the cluster), and each pod still sees only its own half core."""
+def soak_all(requests: dict[str, int], **kwargs) -> list[dict]:
+    """Each function's soak (function → requests) at the same time, each server in its own 0.5-CPU cgroup: the wall
+    time of the longest soak for all of them, and each pod still sees only its own half core."""
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(len(functions)) as pool:
-        return list(pool.map(lambda f: soak(f, requests, **kwargs), functions))
+    with ThreadPoolExecutor(len(requests)) as pool:
+        return list(pool.map(lambda item: soak(*item, **kwargs), requests.items()))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -230,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"cannot limit the server ({reason}); run as root, or pass --no-limits")
     ok = True
     functions = args.function or ["pose-json", "detect-json"]
-    for report in soak_all(functions, args.requests, limits=not args.no_limits, time_limit=args.time_limit):
+    work = dict.fromkeys(functions, args.requests)
+    for report in soak_all(work, limits=not args.no_limits, time_limit=args.time_limit):
         print(json.dumps(report, indent=2), flush=True)
         ok &= report["passed"]
     return 0 if ok else 1

@@ -250,7 +250,7 @@ def test_image_serves_real_photos_within_the_pod_limits(images, fn):
 def test_swarm_balances_every_request_across_the_replicas(images):
     from loadtest.engines import Engine, swarm
 
-    deployed = ["pose-json", "pose-annotate"]
+    deployed = ["pose-json", "detect-annotate"]  # a second function that starts fast (ONNX Runtime)
     small = (os.cpu_count() or 1) < 2 * len(deployed) * d.CPU_CORES  # 2 replicas each do not fit: overcommit
     engine = swarm.SwarmEngine(port=free_port(), overcommit=small, functions=deployed)
     assert isinstance(engine, Engine)
@@ -266,7 +266,7 @@ def test_swarm_balances_every_request_across_the_replicas(images):
         responses = post_all(f"{base}/function/pose-json", "pose-json", photos[:64], 4)
         counts = Counter(r.headers["x-served-by"] for r in responses)
         assert sum(counts.values()) == 64 and len(counts) == 2 and set(counts) <= names, counts
-        annotated = post_all(f"{base}/api/pose_estimation_annotation", "pose-annotate", photos[64:80], 2)
+        annotated = post_all(f"{base}/api/object_detection_annotation", "detect-annotate", photos[64:80], 2)
         annotate_counts = Counter(r.headers["x-served-by"] for r in annotated)
         assert len(annotate_counts) == 2, annotate_counts
 
@@ -281,7 +281,7 @@ def test_swarm_balances_every_request_across_the_replicas(images):
         responses = post_all(f"{base}/function/pose-json", "pose-json", photos[:8], 4)
         single = Counter(r.headers["x-served-by"] for r in responses)
         assert len(single) == 1, single
-        say(f"swarm: ready in {ready_in:.1f} s; pose-json {dict(counts)}; pose-annotate {dict(annotate_counts)}")
+        say(f"swarm: ready in {ready_in:.1f} s; pose-json {dict(counts)}; detect-annotate {dict(annotate_counts)}")
     except Exception as exc:  # with what Swarm saw: a replica that exited 137 was OOM-killed
         tasks = docker("service", "ps", "--no-trunc", "--format", "{{.Name}} {{.CurrentState}} {{.Error}}",
                        *(swarm.service(f) for f in d.FUNCTION_NAMES), check=False).stdout  # fmt: skip

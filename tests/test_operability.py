@@ -153,13 +153,15 @@ def test_sigterm_drains_without_losing_an_accepted_request():
 
 
 def test_soak_of_mixed_requests_in_a_pod_sized_cgroup():
-    """The CI-sized soak: 1,000 mixed requests on each of pose-json and detect-json at 0.5 CPU / 512 MiB, both at once."""
+    """The CI-sized soak: 2,000 mixed requests at 0.5 CPU / 512 MiB, pose-json and detect-json at once, split so both
+    end together (detect-json answers a photo about twice as fast at 0.5 CPU)."""
     if reason := available():
         pytest.skip(f"cgroups: {reason}")
-    reports = soaking.soak_all(["pose-json", "detect-json"], 1000, time_limit=600)
-    assert [r["function"] for r in reports] == ["pose-json", "detect-json"]
+    share = {"pose-json": 700, "detect-json": 1300}
+    reports = soaking.soak_all(share, time_limit=600)
+    assert [r["function"] for r in reports] == list(share)
     for report in reports:
-        assert report["sent"] == 1000, report
+        assert report["sent"] == share[report["function"]], report
         assert report["wrong"] == 0 and report["server_errors"] == 0, report["wrong_examples"]
         assert report["oom_kills"] == 0 and report["rss_growth"] < soaking.RSS_GROWTH_LIMIT, report
         assert report["passed"], report

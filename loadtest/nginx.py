@@ -75,11 +75,14 @@ class Nginx:
         self.workdir = Path(tempfile.mkdtemp(prefix=f"cloudpose-nginx-{port}-"))
         self.workdir.chmod(0o755)  # nginx's workers (nobody when started as root) use the temp paths in here
         self._write(upstreams)
-        self.log = open(self.workdir / "nginx.log", "w")
         conf = str(self.workdir / "nginx.conf")
-        subprocess.run(
-            [NGINX, "-t", "-q", "-e", "stderr", "-p", str(self.workdir), "-c", conf], check=True, capture_output=True
+        check = subprocess.run(
+            [NGINX, "-t", "-q", "-e", "stderr", "-p", str(self.workdir), "-c", conf], capture_output=True, text=True
         )
+        if check.returncode:  # say what nginx refused, and leave no work folder behind
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            raise RuntimeError(f"nginx refused the gateway config: {check.stderr.strip()}")
+        self.log = open(self.workdir / "nginx.log", "w")
         self.proc = subprocess.Popen(
             [NGINX, "-e", "stderr", "-p", str(self.workdir), "-c", conf, "-g", "daemon off;"],
             stdout=self.log, stderr=subprocess.STDOUT,

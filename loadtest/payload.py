@@ -20,7 +20,7 @@ DATA = Path(os.environ.get("CLOUDPOSE_DATA", ROOT.parent / "shared" / "data"))
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 KEYPOINTS = 17
 # --paths: the gateway's routes (/function/<name>: OpenFaaS, the Swarm/local nginx) or the course's own paths
-# (the local default's), which exist only for the pose functions on the Swarm and local gateways.
+# (the local default's, which the Swarm and local gateways route too), offered here for the pose functions.
 COURSE_PATHS = {"pose-json": "/api/pose_estimation", "pose-annotate": "/api/pose_estimation_annotation"}
 PATH_STYLES = ("course", "gateway")
 # The image-returning sibling of each JSON function (--annotate-weight sends a share of requests there).

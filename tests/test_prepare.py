@@ -7,6 +7,7 @@ import json
 import shutil
 import zipfile
 
+import numpy as np
 import pytest
 
 from cloudpose import prepare as build
@@ -133,13 +134,6 @@ def test_preparation_from_nothing_makes_every_file(from_nothing):
             assert build.stamp_of(path), f"{path.name} has no stamp"
 
 
-def _iou(a: list[float], b: list[float]) -> float:
-    """IoU of two x0, y0, x1, y1 boxes."""
-    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    return w * h / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h)
-
-
 @pytest.fixture(scope="module")
 def expected_people(reference_model):
     """The people the references find in the photo asked below, as x0, y0, x1, y1: Ultralytics + torch for pose;
@@ -170,6 +164,7 @@ def test_every_variant_made_from_nothing_serves_the_right_people(from_nothing, e
     import httpx
 
     from .conftest import Server, b64, load_images
+    from .test_variants import _iou
 
     folder, _ = from_nothing
     prefix, function = {"pose": ("POSE", "pose-json"), "detect": ("DETECT", "detect-json")}[task]
@@ -186,7 +181,7 @@ def test_every_variant_made_from_nothing_serves_the_right_people(from_nothing, e
             found = [[b["x"], b["y"], b["x"] + b["width"], b["y"] + b["height"]] for b in doc["boxes"]]
         else:
             found = [_rect(o["rectangle"]) for o in doc["objects"] if o["label"] == "person"]
-        best = max((_iou(expected_people[task][0], box) for box in found), default=0.0)
+        best = _iou(np.array(expected_people[task][0]), np.array(found)).max() if found else 0.0
         assert best > 0.85, f"{variant}: best IoU {best:.2f} with the reference's first person; found {found}"
     finally:
         server.stop()

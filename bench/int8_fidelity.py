@@ -46,6 +46,19 @@ def ideal_int8(model):
         value = ops.add(ops.multiply(ops.divide(level, steps), ops.subtract(oh, ol)), ol)
         for target in list(op.output(0).get_target_inputs()):
             target.replace_source_output(value.output(0))
+    # Fold the weights' own dequantisation (NNCF stores int8 weights as Convert → Multiply) to float32
+    # constants too: OpenVINO takes such a pattern for compressed weights, and one of its passes fails on
+    # it once the activations around it are plain arithmetic.
+    from openvino import passes
+
+    for op in model.get_ordered_ops():
+        info = op.get_rt_info()
+        for mark in ("disable_const_folding", "decompression", "keep_const_precision"):
+            if mark in info:
+                del info[mark]
+    manager = passes.Manager()
+    manager.register_pass(passes.ConstantFolding())
+    manager.run_passes(model)
     model.validate_nodes_and_infer_types()
     return model
 

@@ -3,7 +3,11 @@
 - OpenVINO IR (`<stem>.xml`): read faster than ONNX; serves fp32 and bf16 (the precision is a
   compile-time hint, so one file serves both).
 - OpenVINO int8 (`<stem>.int8.xml`): NNCF post-training quantisation, MIXED preset, calibrated
-  on load-128 through the task's own input path; the task's `float_scope["nncf"]` stays float.
+  on load-128 through the task's own input path; the task's `float_scope["nncf"]` stays float, and
+  so do the ops of SiLU (`FLOAT_TYPES`): left to itself NNCF puts a FakeQuantize between a SiLU's
+  Sigmoid and its Multiply, which keeps OpenVINO from fusing x·sigmoid(x) into the int8
+  convolution before it. Each SiLU then ran as three float32 passes over its activation map: on an
+  AVX2 EPYC 36 of pose's 108 ms, more than all 62 int8 convolutions (30 ms; `bench/int8_islands.py`).
 - ONNX Runtime int8 (`<stem>.int8.onnx`): static QDQ, u8 activations × s8 weights with
   `reduce_range` (7-bit weights: no saturation on AVX2 CPUs without VNNI), per-channel; nodes
   matching `float_scope["onnxruntime"]` stay fp32.
@@ -30,6 +34,8 @@ from .tasks.base import Task
 from .variants import SUFFIXES
 
 log = logging.getLogger("cloudpose.optimize")
+
+FLOAT_TYPES = ["Sigmoid", "Multiply"]  # NNCF keeps these float: SiLU stays whole and fuses into the int8 conv
 
 
 def calibration_tensors(task: Task, images: list[Path]) -> Iterator[np.ndarray]:
@@ -71,7 +77,8 @@ def openvino_int8(task: Task, onnx_path: Path, images: list[Path], target: Path)
     import openvino as ov
 
     scope = task.model.float_scope.get("nncf")
-    stamp = {**_input_stamp(task, onnx_path, images), "openvino": ov.__version__, "nncf": nncf.__version__, "float": scope}
+    stamp = {**_input_stamp(task, onnx_path, images), "openvino": ov.__version__, "nncf": nncf.__version__, "float": scope,
+             "float_types": FLOAT_TYPES}  # fmt: skip
     if build.fresh(target, stamp):
         return target
     model = ov.Core().read_model(str(onnx_path))
@@ -80,7 +87,7 @@ def openvino_int8(task: Task, onnx_path: Path, images: list[Path], target: Path)
         nncf.Dataset(list(calibration_tensors(task, images))),
         preset=nncf.QuantizationPreset.MIXED,  # PERFORMANCE (symmetric activations) cost pose ~9 AP
         subset_size=len(images),
-        ignored_scope=nncf.IgnoredScope(patterns=[scope], validate=False) if scope else None,
+        ignored_scope=nncf.IgnoredScope(patterns=[scope] if scope else [], types=FLOAT_TYPES, validate=False),
     )
     with build.replacing(target) as part:
         ov.save_model(quantized, str(part), compress_to_fp16=False)

@@ -11,7 +11,6 @@ import json
 import sys
 from pathlib import Path
 
-from ... import optimize
 from ... import prepare as build
 from . import darknet, files
 
@@ -56,5 +55,7 @@ def prepare(model_dir: Path, *, source: str = "auto", variants: bool = True) -> 
     onnx_path = convert(model_dir, found)
     out = [*found.values(), onnx_path, model_dir / LAYERS]
     if variants:
+        from ... import optimize  # build time only: serving imports this module for load_context
+
         out += optimize.variants(TASK, onnx_path, model_dir)
     return out

@@ -1,0 +1,117 @@
+"""Where the model's time goes: per kernel and executed precision, for each serving variant, on this CPU.
+
+    python -m bench.kernels                          # pose's variants at 640×480, one thread
+    python -m bench.kernels --task detect --variants ort-int8-416 ov-int8-416
+
+OpenVINO: the compiled model's own profile (PERF_COUNT): node type, the kernel it chose
+(`brgconv_avx2_f32`, `jit_avx2_I8`, ...) and so the precision it really ran in. ONNX Runtime: its
+session profile by operator (QLinearConv is int8, Conv float). Float islands inside an int8 model
+show up as f32 kernels; this is how the SiLU that NNCF had split (a FakeQuantize between Sigmoid
+and Multiply, 36 ms of pose's 108 on an AVX2 EPYC) was found.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from cloudpose.config import Settings
+from cloudpose.tasks import TASKS
+from cloudpose.variants import parse
+
+from .flops import gflop, peak_gflops, runs_in
+
+SHAPES = {"pose": (640, 480), "detect": (416, 416)}
+VARIANTS = {"pose": ["ort-fp32-640", "ort-int8-640", "ov-fp32-640", "ov-int8-640"],
+            "detect": ["ort-fp32-416", "ort-int8-416", "ov-fp32-416", "ov-int8-416"]}  # fmt: skip
+
+
+def openvino_profile(path: Path, width: int, height: int, runs: int) -> tuple[list[float], dict[tuple[str, str], float]]:
+    import openvino as ov
+
+    from cloudpose.backends.openvino_backend import with_uint8_input
+
+    core = ov.Core()
+    model = core.read_model(str(path))
+    model.reshape([1, 3, height, width])
+    config = {"INFERENCE_NUM_THREADS": 1, "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY", "PERF_COUNT": True,
+              "INFERENCE_PRECISION_HINT": "f32", "ENABLE_CPU_PINNING": False}  # fmt: skip
+    request = core.compile_model(with_uint8_input(model), "CPU", config).create_infer_request()
+    image = np.random.default_rng(0).integers(0, 256, (1, height, width, 3), dtype=np.uint8)
+    for _ in range(3):
+        request.infer({0: image})
+    times, kernels = [], collections.Counter()
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        request.infer({0: image})
+        times.append((time.perf_counter() - t0) * 1e3)
+        for p in request.profiling_info:
+            kernels[(p.node_type, p.exec_type)] += p.real_time.total_seconds() * 1e3 / runs
+    return times, kernels
+
+
+def onnxruntime_profile(path: Path, width: int, height: int, runs: int) -> tuple[list[float], dict[tuple[str, str], float]]:
+    import onnxruntime as ort
+
+    with tempfile.TemporaryDirectory(prefix="cloudpose-kernels-") as work:
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads, opts.inter_op_num_threads = 1, 1
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        opts.enable_profiling, opts.profile_file_prefix = True, os.path.join(work, "profile")
+        session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        feed = {session.get_inputs()[0].name: np.random.default_rng(0).random((1, 3, height, width), dtype=np.float32)}
+        for _ in range(3):
+            session.run(None, feed)
+        times = []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            session.run(None, feed)
+            times.append((time.perf_counter() - t0) * 1e3)
+        events = json.loads(Path(session.end_profiling()).read_text())
+    kernels = collections.Counter()
+    for e in events:
+        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
+            op = e["args"].get("op_name", "?")
+            kernels[(op, e["args"].get("provider", "CPU").removesuffix("ExecutionProvider"))] += e["dur"] / 1e3 / (runs + 3)
+    return times, kernels
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", choices=list(VARIANTS), default="pose")
+    parser.add_argument("--variants", nargs="+", default=None)
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--top", type=int, default=12, help="kernels listed per variant")
+    args = parser.parse_args(argv)
+    spec = TASKS[args.task].model
+    model_dir = Settings.from_env().model_dir
+    width, height = SHAPES[args.task]
+    work = gflop(str(model_dir / f"{spec.stem}.onnx"), width, height)
+    print(f"{args.task} at {width}x{height}: {work:.2f} GFLOP per image; one thread; median of {args.runs} runs")
+    baseline = None
+    for name in args.variants or VARIANTS[args.task]:
+        variant = parse(name, spec)
+        profile = openvino_profile if variant.backend == "openvino" else onnxruntime_profile
+        times, kernels = profile(variant.path(model_dir), width, height, args.runs)
+        ms = statistics.median(times)
+        baseline = baseline or ms
+        precision = runs_in(name, "f32" if variant.precision == "bf16" else "")
+        share = work / (ms / 1e3) / peak_gflops(precision)
+        print(f"\n{name}: {ms:.1f} ms ({baseline / ms:.2f}x {args.variants[0] if args.variants else VARIANTS[args.task][0]}), "
+              f"{work / ms * 1e3:.0f} GOP/s = {100 * share:.0f}% of this core's nominal {precision} peak")  # fmt: skip
+        total = sum(kernels.values())
+        for (node, kernel), t in kernels.most_common(args.top):
+            print(f"  {node:22s} {kernel:26s} {t:7.2f} ms  {100 * t / total:5.1f}%")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

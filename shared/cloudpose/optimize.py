@@ -7,7 +7,7 @@
   so do the ops of SiLU (`FLOAT_TYPES`): left to itself NNCF puts a FakeQuantize between a SiLU's
   Sigmoid and its Multiply, which keeps OpenVINO from fusing x·sigmoid(x) into the int8
   convolution before it. Each SiLU then ran as three float32 passes over its activation map: on an
-  AVX2 EPYC 36 of pose's 108 ms, more than all 62 int8 convolutions (30 ms; `bench/int8_islands.py`).
+  AVX2 EPYC 36 of pose's 108 ms, more than all 62 int8 convolutions (30 ms; `python -m bench.kernels`).
 - ONNX Runtime int8 (`<stem>.int8.onnx`): static QDQ, u8 activations × s8 weights with
   `reduce_range` (7-bit weights: no saturation on AVX2 CPUs without VNNI), per-channel; nodes
   matching `float_scope["onnxruntime"]` stay fp32.

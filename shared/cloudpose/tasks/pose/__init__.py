@@ -19,8 +19,8 @@ CHOICES = {
             "the fastest 640 variant on a Xeon with AMX (3.3x torch, November 2026)"),
     "avx512_bf16": ("ov-bf16-640", "native bf16 (AVX-512 BF16): OpenVINO at 640, full accuracy (42.2 AP vs 42.1 on the 111-image set)"),
     "avx512_vnni": ("ov-int8-640", "VNNI int8: OpenVINO NNCF int8 at 640, full accuracy (42.3 AP vs 42.1 on the 111-image set)"),
-    "avx2": ("ov-int8-640", "AVX2 only: the fastest 640 variant at full accuracy here (1.76x torch in a 0.5-CPU pod against "
-             "ort-fp32-640's 1.45x, AMD EPYC, December 2026); its int8 kernels compute ideal int8 (bench.int8_fidelity)"),
+    "avx2": ("ov-int8-640", "AVX2 only: the fastest 640 variant at full accuracy here (1.77x torch, paired, in a 0.5-CPU pod "
+             "against ort-fp32-640's 1.58x, AMD EPYC, 2 December 2026); its int8 kernels compute ideal int8 (bench.int8_fidelity)"),
     "arm": ("ort-fp32-640", "ARM: ONNX Runtime fp32 (its kernels are tuned for NEON)"),
     "generic": ("ort-fp32-640", "no AVX2: ONNX Runtime fp32 runs anywhere"),
 }

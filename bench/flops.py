@@ -111,7 +111,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"CPU class {cpu_class(features)}, vendor {vendor()}, {clock_ghz():.2f} GHz reported")
     for precision in ("fp32", "int8", "bf16"):
         print(f"  nominal one-core peak, {precision}: {peak_gflops(precision):.0f} GOP/s")
-    for name, shapes in (("pose", [(640, 480), (480, 640), (640, 640), (640, 448), (512, 384)]), ("detect", [(416, 416)])):
+    for name, shapes in (
+        ("pose", [(640, 480), (480, 640), (640, 640), (640, 448), (512, 384)]),
+        ("detect", [(416, 416)]),
+    ):
         spec = TASKS[name].model
         path = str(Path(model_dir) / f"{spec.stem}.onnx")
         print(f"{name} ({spec.stem}): " + ", ".join(f"{w}x{h} {gflop(path, w, h):.2f} GFLOP" for w, h in shapes))

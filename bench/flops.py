@@ -7,7 +7,9 @@ from the exported ONNX graph: the work a backend cannot skip. The rest of the gr
 (activations, concats, resizes) is under 1% of it for both models.
 
 The peak is one core's nominal throughput from its vector units at the clock /proc/cpuinfo reports
-(turbo can exceed it; a VM's vCPU may be a hyperthread sharing the core's units):
+(a VM reports its base clock and the core may boost past it: ONNX Runtime's fp32 yolov3-tiny reached
+106% of the figure on an AVX2 EPYC, so compare shares within one table; a vCPU may also be a
+hyperthread sharing the core's units):
 - fp32: 2 FMA units × 8 lanes (AVX2) × 2; AVX-512 doubles the lanes on Intel, while AMD Zen 4 runs
   512-bit instructions in two halves (no gain).
 - int8 without VNNI (AVX2): `vpmaddubsw` + `vpmaddwd` + `vpaddd` for 32 MACs on 2 ports, 21⅓ MAC per cycle,

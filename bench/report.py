@@ -182,7 +182,8 @@ def _notes(suite: Suite, m: dict) -> list[str]:
         "- **GFLOP/img**: the multiply-adds (×2) of every convolution and MatMul at the input shape each photo is served "
         "at (median). **% of peak**: GFLOP per model second, per photo (median), against one core's nominal peak in "
         "GOP/s for the precision the model ran in, at the clock /proc/cpuinfo reports (`python -m bench.flops` derives "
-        "it; `python -m bench.kernels` shows where the rest goes).",
+        "it; `python -m bench.kernels` shows where the rest goes). A VM reports its base clock; a share above 100% "
+        "means the core ran faster than that (an AVX2 EPYC's boost), so compare shares within one table.",
         f"- **req/s c=4 (pod)**: throughput with 4 clients inside the pod-sized cgroup; **{suite.ratio}** is the ratio to "
         f"{yardstick}'s figure measured earlier in this run. **{suite.ratio}, paired**: the median (and range) of "
         f"{m.get('pairs', '?')} ratios from rounds of {m.get('seconds', 0) / 2:.0f} s that alternate between the variant's "

@@ -16,11 +16,11 @@ from .prepare import load_context
 HEADS = r"^l(15|22)_convolutional$"
 
 # The variant each CPU class serves: float32, the answers of the OpenCV 4.10 reference. int8 is faster
-# (ov-int8-416: 3.1x the peer in a 0.5-CPU pod against fp32's 2.0x, AMD EPYC with AVX2, December 2026) but
+# (ov-int8-416: 2.4–3.1x the peer in a 0.5-CPU pod against fp32's 1.8–2.0x, AMD EPYC with AVX2, 1–2 December 2026) but
 # moves yolov3-tiny's answers far more than it moves pose's: scored against fp32's answers on 160 photos it
 # reaches 74 box AP (pose int8: 93 keypoint AP; bench.int8_fidelity), and there is no larger labelled set to
 # show what that costs. It stays a choice: DETECT_VARIANT=ov-int8-416. Speeds: docs/benchmarks.md.
-FP32 = ("ort-fp32-416", "ONNX Runtime fp32 at 416: the OpenCV 4.10 reference's answers (2.0x the peer in a 0.5-CPU pod)")
+FP32 = ("ort-fp32-416", "ONNX Runtime fp32 at 416: the OpenCV 4.10 reference's answers (1.8–2.0x the peer in a 0.5-CPU pod, AMD EPYC with AVX2, December 2026)")
 CHOICES = {klass: FP32 for klass in ("amx", "avx512_bf16", "avx512_vnni", "avx2", "arm", "generic")}
 
 TASK = Task(

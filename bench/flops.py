@@ -92,8 +92,9 @@ def ops_per_cycle(precision: str, features: set[str], cpu_vendor: str) -> float:
 
 def peak_gflops(precision: str, features: set[str] | None = None, cpuinfo: str | None = None) -> float:
     """Nominal single-core peak GFLOP/s (or GOP/s for int8) for `precision` as it runs on this CPU."""
-    features = cpu_features(cpuinfo) if features is None else features
-    return ops_per_cycle(precision, features, vendor(cpuinfo)) * clock_ghz(cpuinfo)
+    text = cpuinfo if cpuinfo is not None else Path("/proc/cpuinfo").read_text()  # read once for all three
+    features = cpu_features(text) if features is None else features
+    return ops_per_cycle(precision, features, vendor(text)) * clock_ghz(text)
 
 
 def runs_in(variant: str, runs_as: str = "") -> str:

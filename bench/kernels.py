@@ -30,22 +30,27 @@ from cloudpose.variants import parse
 from .flops import gflop, peak_gflops, runs_in
 
 SHAPES = {"pose": (640, 480), "detect": (416, 416)}
+Kernels = collections.Counter[tuple[str, str]]  # (node or operator type, kernel or provider) → ms per inference
 VARIANTS = {"pose": ["ort-fp32-640", "ort-int8-640", "ov-fp32-640", "ov-int8-640"],
             "detect": ["ort-fp32-416", "ort-int8-416", "ov-fp32-416", "ov-int8-416"]}  # fmt: skip
 
 
 def openvino_profile(
-    path: Path, width: int, height: int, runs: int, bf16: bool = False
-) -> tuple[list[float], dict[tuple[str, str], float]]:
+    path: Path, precision: str, shape: tuple[int, int], runs: int, f32_scope: str = ""
+) -> tuple[list[float], Kernels]:
+    """Compiled as the service compiles it (`compile_config`: bf16 where native, `f32_scope` kept float32), profiled."""
     import openvino as ov
 
-    from cloudpose.backends.openvino_backend import with_uint8_input
+    from cloudpose.backends.openvino_backend import compile_config, keep_float32, runs_native_bf16, with_uint8_input
 
+    width, height = shape
     core = ov.Core()
     model = core.read_model(str(path))
+    native = runs_native_bf16(precision, core)
+    if native and f32_scope:
+        keep_float32(model, f32_scope)
     model.reshape([1, 3, height, width])
-    config = {"INFERENCE_NUM_THREADS": 1, "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY", "PERF_COUNT": True,
-              "INFERENCE_PRECISION_HINT": "bf16" if bf16 else "f32", "ENABLE_CPU_PINNING": False}  # fmt: skip
+    config = {**compile_config(1, native), "PERF_COUNT": True}
     request = core.compile_model(with_uint8_input(model), "CPU", config).create_infer_request()
     image = np.random.default_rng(0).integers(0, 256, (1, height, width, 3), dtype=np.uint8)
     for _ in range(3):
@@ -64,15 +69,15 @@ def openvino_profile(
     return times, kernels
 
 
-def onnxruntime_profile(
-    path: Path, width: int, height: int, runs: int
-) -> tuple[list[float], dict[tuple[str, str], float]]:
+def onnxruntime_profile(path: Path, shape: tuple[int, int], runs: int) -> tuple[list[float], Kernels]:
+    """Run with the service's session options (`_options`: one thread, no spinning), profiled by operator."""
     import onnxruntime as ort
 
+    from cloudpose.backends.onnxruntime_backend import _options
+
+    width, height = shape
     with tempfile.TemporaryDirectory(prefix="cloudpose-kernels-") as work:
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads, opts.inter_op_num_threads = 1, 1
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        opts = _options(1, ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
         opts.enable_profiling, opts.profile_file_prefix = True, os.path.join(work, "profile")
         session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         feed = {session.get_inputs()[0].name: np.random.default_rng(0).random((1, 3, height, width), dtype=np.float32)}
@@ -94,6 +99,17 @@ def onnxruntime_profile(
     return times, kernels
 
 
+def runs_as(variant) -> str:
+    """What OpenVINO runs a variant's float parts in here, as `/_/ready` reports it ("" for ONNX Runtime)."""
+    if variant.backend != "openvino":
+        return ""
+    import openvino as ov
+
+    from cloudpose.backends.openvino_backend import runs_native_bf16
+
+    return "bf16" if runs_native_bf16(variant.precision, ov.Core()) else "f32"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", choices=list(VARIANTS), default="pose")
@@ -109,19 +125,14 @@ def main(argv: list[str] | None = None) -> int:
     baseline = None
     for name in args.variants or VARIANTS[args.task]:
         variant = parse(name, spec)
-        if variant.backend == "openvino":  # the hint the service gives: bf16 where the CPU has it natively
-            import openvino as ov
-
-            from cloudpose.backends.openvino_backend import has_bf16
-
-            bf16 = variant.precision in ("bf16", "int8") and has_bf16(ov.Core())  # as OpenVinoModel compiles it
-            times, kernels = openvino_profile(variant.path(model_dir), width, height, args.runs, bf16)
+        if variant.backend == "openvino":
+            times, kernels = openvino_profile(variant.path(model_dir), variant.precision, SHAPES[args.task], args.runs,
+                                             spec.f32_scope)  # fmt: skip
         else:
-            bf16 = False
-            times, kernels = onnxruntime_profile(variant.path(model_dir), width, height, args.runs)
+            times, kernels = onnxruntime_profile(variant.path(model_dir), SHAPES[args.task], args.runs)
         ms = statistics.median(times)
         baseline = baseline or ms
-        precision = runs_in(name, "" if bf16 else "f32")
+        precision = runs_in(name, runs_as(variant))
         share = work / (ms / 1e3) / peak_gflops(precision)
         print(f"\n{name}: {ms:.1f} ms ({baseline / ms:.2f}x {args.variants[0] if args.variants else VARIANTS[args.task][0]}), "
               f"{work / ms * 1e3:.0f} GOP/s = {100 * share:.0f}% of this core's nominal {precision} peak")  # fmt: skip

@@ -164,7 +164,7 @@ def _peak(r: Row) -> str:
 
 
 def _notes(suite: Suite, m: dict) -> list[str]:
-    yardstick = "the baseline" if suite.task == "pose" else "the peer"
+    yardstick = suite.yardstick
     model = ("- **model ms**: the model call alone (median, in process, full CPU). **pipeline ms**: decode → people in "
              "process. " if suite.task == "pose" else
              "- **model ms**: the model call alone (median, in process, full CPU; the peer's: OpenCV 4.10's forward on "
@@ -223,7 +223,7 @@ def goal_line(rows: list[Row], yardstick: Row, suite: Suite) -> str:
     ap = f"no lower {suite.metric.split(' (')[0]} than {name}" + (f" less {goal.ap_margin:g}" if goal.ap_margin else "")
     extra = (f", cold start ≤ {goal.cold_start_s:g} s" if goal.cold_start_s is not None else "") + (
         f", HTTP at one client ≤ {goal.e2e_over_model:g}× the model's time" if goal.e2e_over_model is not None else "")
-    return (f"**Goal** (the issue's: ≥ {goal.ratio:g}× {'the peer' if suite.task == 'detect' else 'the baseline'}'s "
+    return (f"**Goal** (the issue's: ≥ {goal.ratio:g}× {suite.yardstick}'s "
             f"req/s in the same pod, paired, at {ap} at the serving threshold, peak RSS ≤ {goal.rss_mib:g} MiB{extra}): "
             f"met by {', '.join(met) or 'none'}; missed by {', '.join(missed) or 'none'}.")
 

@@ -42,6 +42,11 @@ class Suite:
     goal: Goal
 
     @property
+    def yardstick(self) -> str:
+        """How the report's prose names the baseline row."""
+        return "the baseline" if self.task == "pose" else "the peer"
+
+    @property
     def label(self) -> dict[str, str]:
         return {self.baseline: self.baseline_label}
 

@@ -39,17 +39,11 @@ class OpenVinoModel(Model):
         self.core = ov.Core()
         self.model = self.core.read_model(str(path))
         self.check_outputs(path, [o.get_any_name() for o in self.model.outputs])
-        native = self.variant.precision in ("bf16", "int8") and has_bf16(self.core)
+        native = runs_native_bf16(self.variant.precision, self.core)
         self.runs_as = "bf16" if native else "f32"  # a bf16 variant on a CPU without bf16 runs f32: say so
         if native and self.spec.f32_scope:
             keep_float32(self.model, self.spec.f32_scope)
-        self.config = {
-            "INFERENCE_NUM_THREADS": self.settings.threads,
-            "NUM_STREAMS": 1,
-            "PERFORMANCE_HINT": "LATENCY",
-            "INFERENCE_PRECISION_HINT": "bf16" if native else "f32",
-            "ENABLE_CPU_PINNING": False,  # a pod's CPU quota is not a core of its own
-        }
+        self.config = compile_config(self.settings.threads, native)
         self.compiled: dict[tuple[int, int], ov.CompiledModel] = {}
         self.pools: dict[tuple[int, int], queue.SimpleQueue] = {}
         largest = max(wanted, key=lambda s: s[0] * s[1])
@@ -140,6 +134,22 @@ def keep_float32(model: ov.Model, scope: str) -> int:
             op.get_rt_info()["disable_fp16_compression_0"] = ""  # honoured by the CPU plugin for bf16 too
             marked += 1
     return marked
+
+
+def compile_config(threads: int, bf16: bool) -> dict:
+    """How every serving model is compiled: `threads` for one stream, latency first, bf16 or f32 arithmetic."""
+    return {
+        "INFERENCE_NUM_THREADS": threads,
+        "NUM_STREAMS": 1,
+        "PERFORMANCE_HINT": "LATENCY",
+        "INFERENCE_PRECISION_HINT": "bf16" if bf16 else "f32",
+        "ENABLE_CPU_PINNING": False,  # a pod's CPU quota is not a core of its own
+    }
+
+
+def runs_native_bf16(precision: str, core: ov.Core) -> bool:
+    """bf16 and int8 variants run their float parts in bf16 where the CPU has it natively, else in f32."""
+    return precision in ("bf16", "int8") and has_bf16(core)
 
 
 def has_bf16(core: ov.Core) -> bool:
